@@ -1,0 +1,95 @@
+// Command etcdops runs an etcd member and the operations that keep an etcd cluster alive.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Exit codes. Scripts depend on them; every command documents the ones it uses.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+// exitError carries the exit code a command wants main to use.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// usageError marks err as caused by bad input (exit code 2).
+func usageError(err error) error { return &exitError{code: exitUsage, err: err} }
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:                 "etcdops",
+		Usage:                "run an etcd member and the operations that keep an etcd cluster alive",
+		HideVersion:          true,
+		EnableBashCompletion: false,
+		Commands: []*cli.Command{
+			serveCommand(),
+			systemdCommand(),
+			versionCommand(),
+		},
+	}
+}
+
+func main() {
+	os.Exit(run(os.Args))
+}
+
+// run executes the command line and maps its outcome to an exit code. It is
+// the only place that decides exit codes.
+func run(args []string) int {
+	ctx, stop := signalContext()
+	defer stop()
+	err := newApp().RunContext(ctx, args)
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintf(os.Stderr, "etcdops: %v\n", err)
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return exitFailure
+}
+
+// signalContext returns a context cancelled by the first SIGINT or SIGTERM.
+// A second signal forces the process to exit at once.
+func signalContext() (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sigc := make(chan os.Signal, 2)
+	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-sigc:
+			cancel()
+		case <-done:
+			return
+		}
+		select {
+		case sig := <-sigc:
+			fmt.Fprintf(os.Stderr, "etcdops: second %v, exiting without graceful shutdown\n", sig)
+			os.Exit(128 + int(sig.(syscall.Signal)))
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigc)
+		close(done)
+		cancel()
+	}
+}

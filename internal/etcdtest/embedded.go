@@ -1,0 +1,174 @@
+package etcdtest
+
+import (
+	"context"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+)
+
+// EmbeddedMember is an etcd member running inside the test process.
+type EmbeddedMember struct {
+	Spec MemberSpec
+	Etcd *embed.Etcd
+	// Configure, when set, adjusts the member's configuration before each start.
+	Configure func(*embed.Config)
+}
+
+// EmbeddedCluster is a cluster of in-process members.
+type EmbeddedCluster struct {
+	t       testing.TB
+	Members []*EmbeddedMember
+}
+
+// StartEmbedded starts an n-member cluster in this process, with data in a
+// temporary dir, and waits until every member serves. The cluster stops when
+// the test ends. Members skip fsync: they are for functional tests only.
+func StartEmbedded(t testing.TB, n int, configure ...func(*embed.Config)) *EmbeddedCluster {
+	t.Helper()
+	c := &EmbeddedCluster{t: t}
+	for _, spec := range Specs(t, n, t.TempDir()) {
+		m := &EmbeddedMember{Spec: spec}
+		if len(configure) > 0 {
+			m.Configure = configure[0]
+		}
+		c.Members = append(c.Members, m)
+	}
+	t.Cleanup(c.Stop)
+	// Members of a new cluster wait for each other, so they start together.
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i, m := range c.Members {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = m.start()
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("start member %s: %v", c.Members[i].Spec.Name, err)
+		}
+	}
+	for _, m := range c.Members {
+		m.waitReady(t)
+	}
+	return c
+}
+
+// Config returns the embed configuration the member starts with.
+func (m *EmbeddedMember) Config() *embed.Config {
+	s := m.Spec
+	cfg := embed.NewConfig()
+	cfg.Name = s.Name
+	cfg.Dir = s.DataDir
+	cu, pu := mustURL(s.ClientURL), mustURL(s.PeerURL)
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{cu}, []url.URL{cu}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{pu}, []url.URL{pu}
+	cfg.InitialCluster = s.InitialCluster
+	cfg.ClusterState = s.ClusterState
+	cfg.InitialClusterToken = s.Token
+	cfg.UnsafeNoFsync = true
+	cfg.LogLevel = "error"
+	cfg.TickMs = 50
+	cfg.ElectionMs = 500
+	if m.Configure != nil {
+		m.Configure(cfg)
+	}
+	return cfg
+}
+
+func (m *EmbeddedMember) start() error {
+	e, err := embed.StartEtcd(m.Config())
+	if err != nil {
+		return err
+	}
+	m.Etcd = e
+	return nil
+}
+
+func (m *EmbeddedMember) waitReady(t testing.TB) {
+	t.Helper()
+	select {
+	case <-m.Etcd.Server.ReadyNotify():
+	case err := <-m.Etcd.Err():
+		t.Fatalf("member %s: %v", m.Spec.Name, err)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("member %s not ready after 30s", m.Spec.Name)
+	}
+}
+
+// Stop stops the member; it may be restarted.
+func (m *EmbeddedMember) Stop() {
+	if m.Etcd != nil {
+		m.Etcd.Close()
+		m.Etcd = nil
+	}
+}
+
+// Restart starts a stopped member again on its data dir and waits until it serves.
+func (m *EmbeddedMember) Restart(t testing.TB) {
+	t.Helper()
+	m.Stop()
+	if err := m.start(); err != nil {
+		t.Fatalf("restart member %s: %v", m.Spec.Name, err)
+	}
+	m.waitReady(t)
+}
+
+// Endpoints returns the client URLs of the running members.
+func (c *EmbeddedCluster) Endpoints() []string {
+	var eps []string
+	for _, m := range c.Members {
+		if m.Etcd != nil {
+			eps = append(eps, m.Spec.ClientURL)
+		}
+	}
+	return eps
+}
+
+// Client returns a client of the running members, closed when the test ends.
+func (c *EmbeddedCluster) Client() *clientv3.Client {
+	return NewClient(c.t, c.Endpoints()...)
+}
+
+// Stop stops every member.
+func (c *EmbeddedCluster) Stop() {
+	for _, m := range c.Members {
+		m.Stop()
+	}
+}
+
+// NewClient returns a client of endpoints, closed when the test ends.
+func NewClient(t testing.TB, endpoints ...string) *clientv3.Client {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: quietLogger()})
+	if err != nil {
+		t.Fatalf("client of %v: %v", endpoints, err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+// Put writes key=value through cli and fails the test on error.
+func Put(t testing.TB, cli *clientv3.Client, key, value string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := cli.Put(ctx, key, value); err != nil {
+		t.Fatalf("put %s: %v", key, err)
+	}
+}
+
+func mustURL(s string) url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return *u
+}

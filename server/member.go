@@ -1,0 +1,221 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+
+	"go.etcd.io/etcd/server/v3/embed"
+)
+
+// statusInterval is how often a member that waits for its peers tells
+// systemd (and the log) what it is waiting for.
+const statusInterval = 2 * time.Second
+
+// Run starts the member, tells systemd when it is ready to serve, and serves
+// until ctx is cancelled (a graceful stop: a leader hands leadership over
+// first) or the member fails. A member that fails to start leaves no data
+// dir behind that it created.
+func Run(ctx context.Context, cfg *Config) error {
+	grpc.EnableTracing = false
+	ec := cfg.Embed
+	ec.SetupGlobalLoggers()
+	lg := ec.GetLogger()
+	defer lg.Sync()
+	logStart(lg, cfg)
+
+	if host, err := ec.UpdateDefaultClusterFromName(cfg.defaultInitialCluster); host != "" {
+		lg.Info("detected default host for advertise", zap.String("host", host))
+	} else if err != nil {
+		lg.Info("failed to detect default host", zap.Error(err))
+	}
+	if ec.Dir == "" {
+		ec.Dir = fmt.Sprintf("%v.etcd", ec.Name)
+		lg.Warn("'data-dir' was empty; using default", zap.String("data-dir", ec.Dir))
+	}
+	if err := checkDataDir(ec.Dir); err != nil {
+		return err
+	}
+
+	sd := newNotifier(lg)
+	sd.notify("STATUS=starting member " + ec.Name)
+	undo := rememberDirs(ec.Dir, ec.WalDir)
+	e, err := embed.StartEtcd(ec)
+	if err != nil {
+		undo()
+		return fmt.Errorf("start member %s: %w", ec.Name, err)
+	}
+	if ready, err := waitReady(ctx, e, sd); !ready {
+		e.Close()
+		if err != nil {
+			undo()
+		}
+		return err
+	}
+	lg.Info("notifying init daemon")
+	sd.notify("READY=1\nSTATUS=serving client requests")
+	err = serve(ctx, e, sd)
+	e.Close()
+	return err
+}
+
+// logStart logs what etcd's main logs before it starts a member.
+func logStart(lg *zap.Logger, cfg *Config) {
+	lg.Info("Running: ", zap.Strings("args", os.Args))
+	if cfg.ConfigFile != "" {
+		lg.Info("loaded server configuration, other configuration command line flags and environment variables will be ignored if provided",
+			zap.String("path", cfg.ConfigFile))
+		if len(cfg.Overridden) > 0 {
+			lg.Warn("ignoring settings given besides the configuration file, as etcd does; put them in the file",
+				zap.String("path", cfg.ConfigFile), zap.Strings("ignored", cfg.Overridden))
+		}
+	}
+	for _, w := range cfg.Warnings {
+		lg.Warn(w)
+	}
+}
+
+// waitReady waits until the member has joined its cluster and can serve.
+// It reports false with a nil error when ctx ended the wait.
+func waitReady(ctx context.Context, e *embed.Etcd, sd *notifier) (bool, error) {
+	tick := time.NewTicker(statusInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-e.Server.ReadyNotify():
+			return true, nil
+		case <-e.Server.StopNotify():
+			return false, fmt.Errorf("member %s stopped before it was ready", e.Config().Name)
+		case err := <-e.Err():
+			return false, fmt.Errorf("member %s: %w", e.Config().Name, err)
+		case <-ctx.Done():
+			sd.notify("STOPPING=1")
+			return false, nil
+		case <-tick.C:
+			n := len(e.Server.Cluster().Members())
+			sd.notify(fmt.Sprintf("STATUS=waiting for quorum: %d of %d members needed", n/2+1, n))
+		case <-sd.watchdog():
+			sd.notify("WATCHDOG=1")
+		}
+	}
+}
+
+// serve runs the ready member until ctx is done or it stops by itself.
+func serve(ctx context.Context, e *embed.Etcd, sd *notifier) error {
+	for {
+		select {
+		case <-ctx.Done():
+			sd.notify("STOPPING=1")
+			return nil
+		case err := <-e.Err():
+			sd.notify("STOPPING=1")
+			return fmt.Errorf("member %s: %w", e.Config().Name, err)
+		case <-e.Server.StopNotify():
+			// As etcd does: a member removed from its cluster stops and exits 0.
+			sd.notify("STOPPING=1")
+			return nil
+		case <-sd.watchdog():
+			sd.notify("WATCHDOG=1")
+		}
+	}
+}
+
+// checkDataDir refuses a data dir that etcd could not use, before anything
+// is created: not a directory, a v2 proxy dir, or not writable.
+func checkDataDir(dir string) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return checkWritableAncestor(dir)
+	case err != nil:
+		return fmt.Errorf("--data-dir %s: %w", dir, err)
+	case !fi.IsDir():
+		return fmt.Errorf("--data-dir %s: not a directory", dir)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "proxy")); err == nil {
+		return fmt.Errorf("--data-dir %s: holds a v2 proxy directory, which etcd 3.6 no longer supports", dir)
+	}
+	return checkWritable(dir)
+}
+
+// checkWritableAncestor checks that the nearest existing ancestor of a
+// missing dir is a directory that can be written.
+func checkWritableAncestor(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("--data-dir %s: %w", dir, err)
+	}
+	for p := filepath.Dir(abs); ; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("--data-dir %s: %w", dir, err)
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("--data-dir %s: %s is not a directory", dir, p)
+		}
+		if err := checkWritable(p); err != nil {
+			return fmt.Errorf("--data-dir %s: cannot be created: %w", dir, errors.Unwrap(err))
+		}
+		return nil
+	}
+}
+
+// checkWritable probes dir by creating and removing a file in it, which
+// also catches read-only file systems and immutable dirs that root meets.
+func checkWritable(dir string) error {
+	f, err := os.CreateTemp(dir, ".etcdops-probe-*")
+	if err != nil {
+		return fmt.Errorf("--data-dir %s: not writable: %w", dir, errors.Unwrap(err))
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+// rememberDirs notes which of dirs do not exist yet (or are empty) and
+// returns a function that removes what a failed start created in them.
+func rememberDirs(dirs ...string) func() {
+	var undo []func()
+	for _, dir := range dirs {
+		if dir == "" {
+			continue
+		}
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			continue
+		}
+		created := ""
+		for p := abs; ; p = filepath.Dir(p) {
+			if _, err := os.Stat(p); err == nil || p == filepath.Dir(p) {
+				break
+			}
+			created = p
+		}
+		switch entries, err := os.ReadDir(abs); {
+		case created != "":
+			undo = append(undo, func() { os.RemoveAll(created) })
+		case err == nil && len(entries) == 0:
+			undo = append(undo, func() { emptyDir(abs) })
+		}
+	}
+	return func() {
+		for _, f := range undo {
+			f()
+		}
+	}
+}
+
+func emptyDir(dir string) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		os.RemoveAll(filepath.Join(dir, e.Name()))
+	}
+}
