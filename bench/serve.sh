@@ -9,15 +9,15 @@
 # each run once (the order alternates between rounds), every run on a fresh
 # data dir and a freshly started server, so that background load hits both.
 #
-# Usage: bench/serve.sh                    (full run, ~5 min on 2 cores)
+# Usage: bench/serve.sh                    (full run, ~6 min on 2 cores)
 #        BENCH_QUICK=1 bench/serve.sh      (smoke check: 1 round, short runs)
 #
 # Environment:
 #   ETCDOPS_BIN          etcdops binary to test (default: built from this tree)
 #   BENCH_ROUNDS         rounds per workload (default 3; 1 in quick mode)
 #   BENCH_WORKLOADS      comma-separated subset of: small,10k (default both)
-#   BENCH_SMALL_TOTAL    puts per small-value run (default 100000; 10000 quick)
-#   BENCH_10K_TOTAL      puts per 10 KiB run (default 60000; 6000 quick)
+#   BENCH_SMALL_TOTAL    puts per small-value run (default 150000; 15000 quick)
+#   BENCH_10K_TOTAL      puts per 10 KiB run (default 120000; 12000 quick)
 #   BENCH_CLIENTS        clients (and connections) per run (default 100)
 #   TMPDIR               where the data dirs go (must be a real disk, not tmpfs)
 set -euo pipefail
@@ -28,8 +28,8 @@ quick=${BENCH_QUICK:-0}
 [ "$quick" = 0 ] && q=1 || q=10 # quick mode divides the totals by 10
 rounds=${BENCH_ROUNDS:-$([ "$quick" = 0 ] && echo 3 || echo 1)}
 workloads=${BENCH_WORKLOADS:-small,10k}
-small_total=${BENCH_SMALL_TOTAL:-$((100000 / q))}
-large_total=${BENCH_10K_TOTAL:-$((60000 / q))}
+small_total=${BENCH_SMALL_TOTAL:-$((150000 / q))}
+large_total=${BENCH_10K_TOTAL:-$((120000 / q))}
 clients=${BENCH_CLIENTS:-100}
 quota=$((8 * 1024 * 1024 * 1024))
 
@@ -40,10 +40,11 @@ die() {
 }
 
 # The exact command, as it can be pasted back.
-command_line="bench/serve.sh"
+command_line=
 for v in ETCDOPS_BIN BENCH_QUICK BENCH_ROUNDS BENCH_WORKLOADS BENCH_SMALL_TOTAL BENCH_10K_TOTAL BENCH_CLIENTS; do
-	if [ -n "${!v:-}" ]; then command_line="$v=${!v} $command_line"; fi
+	if [ -n "${!v:-}" ]; then command_line+="$v=${!v} "; fi
 done
+command_line+="bench/serve.sh"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/etcdops-bench.XXXXXX")
 srv_pid=
@@ -58,7 +59,12 @@ stop_server() {
 	wait "$srv_pid" 2>/dev/null || true
 	srv_pid=
 }
+bench_pid=
 cleanup() {
+	if [ -n "$bench_pid" ]; then
+		kill -TERM "$bench_pid" 2>/dev/null || true
+		wait "$bench_pid" 2>/dev/null || true
+	fi
 	stop_server
 	rm -rf "$work"
 }
@@ -160,12 +166,17 @@ run_one() {
 	local kind=$1 vsize=$2 total=$3 dir=$work/data out=$work/bench.out log=$work/server.log
 	sync # the previous run's writes must not cost this one
 	start_server "$kind" "$dir" "$log"
-	if ! "$tools/benchmark" --endpoints="$endpoint" --conns="$clients" --clients="$clients" \
+	# In the background, so that a signal ends the script at once.
+	"$tools/benchmark" --endpoints="$endpoint" --conns="$clients" --clients="$clients" \
 		put --key-size=8 --val-size="$vsize" --total="$total" --sequential-keys=false \
-		>"$out" 2>"$out.err"; then
+		>"$out" 2>"$out.err" &
+	bench_pid=$!
+	if ! wait "$bench_pid"; then
+		bench_pid=
 		tail -n 20 "$out" "$out.err" "$log" >&2
 		die "benchmark failed against $kind"
 	fi
+	bench_pid=
 	stop_server
 	if grep -q "Error distribution" "$out"; then
 		sed -n '/Error distribution/,$p' "$out" >&2
@@ -190,7 +201,7 @@ etcdops_version=$("$ETCDOPS_BIN" serve --version | awk '/etcd Version/ {print $3
 say "stock etcd $stock_version, etcdops serve on etcd $etcdops_version; $(nproc) CPUs; data in $work ($fstype)"
 say "rounds=$rounds workloads=$workloads clients=$clients small_total=$small_total 10k_total=$large_total"
 
-table=() rounds_log=()
+table=() rounds_log=() pairs=()
 IFS=, read -ra wls <<<"$workloads"
 for wl in "${wls[@]}"; do
 	case $wl in
@@ -198,7 +209,8 @@ for wl in "${wls[@]}"; do
 	10k) vsize=10240 total=$large_total name="10 KiB values" ;;
 	*) die "unknown workload $wl (want small or 10k)" ;;
 	esac
-	declare -A rps=() p99=()
+	declare -A rps=() p99=() cur_rps=() cur_p99=()
+	pair_rps=() pair_p99=()
 	for r in $(seq "$rounds"); do
 		# Alternate which server goes first, so that neither always runs
 		# on a machine that the other has just warmed up (or loaded).
@@ -208,12 +220,21 @@ for wl in "${wls[@]}"; do
 			run_one "$kind" "$vsize" "$total"
 			rps[$kind]="${rps[$kind]:-} $res_rps"
 			p99[$kind]="${p99[$kind]:-} $res_p99"
+			cur_rps[$kind]=$res_rps cur_p99[$kind]=$res_p99
 			line=$(printf '%-20s round %d  %-7s  %8.1f req/s  p99 %7.1f ms  (load avg before: %s)' \
 				"$name" "$r" "$kind" "$res_rps" "$(calc %.1f "$res_p99 * 1000")" "$load")
 			rounds_log+=("$line")
 			say "$line"
 		done
+		# This round's pair ran back to back: its ratios are less exposed to
+		# slow swings in background load than the ratio of the medians.
+		pair_rps+=("$(calc %.6f "${cur_rps[etcdops]} / ${cur_rps[stock]}")")
+		pair_p99+=("$(calc %.6f "${cur_p99[etcdops]} / ${cur_p99[stock]}")")
+		line=$(printf '%-20s round %d  etcdops/stock: req/s %.3f, p99 %.3f' "$name" "$r" "${pair_rps[-1]}" "${pair_p99[-1]}")
+		rounds_log+=("$line")
+		say "$line"
 	done
+	pairs+=("$(printf '%s: req/s %.3f, p99 %.3f' "$name" "$(median "${pair_rps[@]}")" "$(median "${pair_p99[@]}")")")
 	# shellcheck disable=SC2086 # word splitting of the lists is wanted
 	{
 		s_rps=$(median ${rps[stock]}) e_rps=$(median ${rps[etcdops]})
@@ -222,7 +243,7 @@ for wl in "${wls[@]}"; do
 	table+=("$(printf '| %s, %d clients, %d puts | %.0f | %.0f | %.3f | %.1f ms | %.1f ms | %.3f |' \
 		"$name" "$clients" "$total" "$s_rps" "$e_rps" "$(calc %.6f "$e_rps / $s_rps")" \
 		"$(calc %.3f "$s_p99 * 1000")" "$(calc %.3f "$e_p99 * 1000")" "$(calc %.6f "$e_p99 / $s_p99")")")
-	unset rps p99
+	unset rps p99 cur_rps cur_p99
 done
 
 cat <<EOF
@@ -237,6 +258,8 @@ Medians of $rounds interleaved round(s); etcd $stock_version; $(nproc) CPUs; $(d
 | workload | stock req/s | etcdops req/s | ratio (goal ≥ 0.95) | stock p99 | etcdops p99 | ratio (goal ≤ 1.05) |
 |---|---:|---:|---:|---:|---:|---:|
 $(printf '%s\n' "${table[@]}")
+
+Median of the per-round etcdops/stock ratios: $(IFS=';'; echo "${pairs[*]}" | sed 's/;/; /g').
 
 Command: \`$command_line\`
 Each run: \`benchmark --endpoints=<member> --conns=$clients --clients=$clients put --key-size=8 --val-size=<256|10240> --total=<puts> --sequential-keys=false\`

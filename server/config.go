@@ -57,8 +57,11 @@ type flagSet struct {
 	configFile   string
 	printVersion bool
 	clusterState *flags.SelectiveStringValue
-	fallback     *flags.SelectiveStringValue
-	v2deprecate  *flags.SelectiveStringsValue
+	// defaultInitialCluster is --initial-cluster's default, which a member
+	// named by --name alone replaces with its own name.
+	defaultInitialCluster string
+	fallback              *flags.SelectiveStringValue
+	v2deprecate           *flags.SelectiveStringsValue
 }
 
 func newFlagSet() *flagSet {
@@ -74,6 +77,7 @@ func newFlagSet() *flagSet {
 	fs := f.fs
 	fs.SetOutput(io.Discard)
 	f.ec.AddFlags(fs)
+	f.defaultInitialCluster = f.ec.InitialCluster
 	fs.StringVar(&f.configFile, "config-file", "", "Path to the server configuration file. Note that if a configuration file is provided, other command line flags and environment variables will be ignored.")
 	fs.Var(f.fallback, "discovery-fallback", fmt.Sprintf("Valid values include %q", f.fallback.Valids()))
 	fs.Var(f.clusterState, "initial-cluster-state", "Initial cluster state ('new' when bootstrapping a new cluster or 'existing' when adding new members to an existing cluster). After successful initialization (bootstrapping or adding), flag is ignored on restarts.")
@@ -106,7 +110,7 @@ func Parse(args []string) (*Config, error) {
 	if f.fs.NArg() != 0 {
 		return nil, fmt.Errorf("%q is not a valid flag", f.fs.Arg(0))
 	}
-	cfg := &Config{PrintVersion: f.printVersion, Args: args, defaultInitialCluster: f.ec.InitialCluster}
+	cfg := &Config{PrintVersion: f.printVersion, Args: args, defaultInitialCluster: f.defaultInitialCluster}
 	if f.printVersion {
 		return cfg, nil
 	}

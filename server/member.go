@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -25,6 +26,11 @@ const statusInterval = 2 * time.Second
 func Run(ctx context.Context, cfg *Config) error {
 	grpc.EnableTracing = false
 	ec := cfg.Embed
+	var stopping atomic.Bool
+	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(quietStop(ec.GetLogger(), &stopping))
+	if err := ec.ZapLoggerBuilder(ec); err != nil {
+		return err
+	}
 	ec.SetupGlobalLoggers()
 	lg := ec.GetLogger()
 	defer lg.Sync()
@@ -51,8 +57,12 @@ func Run(ctx context.Context, cfg *Config) error {
 		undo()
 		return fmt.Errorf("start member %s: %w", ec.Name, err)
 	}
-	if ready, err := waitReady(ctx, e, sd); !ready {
+	stop := func() {
+		stopping.Store(true)
 		e.Close()
+	}
+	if ready, err := waitReady(ctx, e, sd); !ready {
+		stop()
 		if err != nil {
 			undo()
 		}
@@ -61,7 +71,7 @@ func Run(ctx context.Context, cfg *Config) error {
 	lg.Info("notifying init daemon")
 	sd.notify("READY=1\nSTATUS=serving client requests")
 	err = serve(ctx, e, sd)
-	e.Close()
+	stop()
 	return err
 }
 
@@ -163,7 +173,7 @@ func checkWritableAncestor(dir string) error {
 			return fmt.Errorf("--data-dir %s: %s is not a directory", dir, p)
 		}
 		if err := checkWritable(p); err != nil {
-			return fmt.Errorf("--data-dir %s: cannot be created: %w", dir, errors.Unwrap(err))
+			return fmt.Errorf("--data-dir %s: cannot be created in %s: %w", dir, p, errors.Unwrap(err))
 		}
 		return nil
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 )
@@ -67,24 +68,34 @@ func run(args []string) int {
 }
 
 // signalContext returns a context cancelled by the first SIGINT or SIGTERM.
-// A second signal forces the process to exit at once.
+// A second signal forces the process to exit at once. Copies of the first
+// signal that arrive together with it (as `timeout` and process-group kills
+// deliver them) count as one.
 func signalContext() (context.Context, func()) {
 	ctx, cancel := context.WithCancel(context.Background())
-	sigc := make(chan os.Signal, 2)
+	sigc := make(chan os.Signal, 4)
 	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM)
 	done := make(chan struct{})
 	go func() {
+		var first os.Signal
 		select {
-		case <-sigc:
+		case first = <-sigc:
 			cancel()
 		case <-done:
 			return
 		}
-		select {
-		case sig := <-sigc:
-			fmt.Fprintf(os.Stderr, "etcdops: second %v, exiting without graceful shutdown\n", sig)
-			os.Exit(128 + int(sig.(syscall.Signal)))
-		case <-done:
+		since := time.Now()
+		for {
+			select {
+			case sig := <-sigc:
+				if sig == first && time.Since(since) < duplicateSignalWindow {
+					continue
+				}
+				fmt.Fprintf(os.Stderr, "etcdops: second signal (%v), exiting without graceful shutdown\n", sig)
+				os.Exit(128 + int(sig.(syscall.Signal)))
+			case <-done:
+				return
+			}
 		}
 	}()
 	return ctx, func() {
@@ -93,3 +104,7 @@ func signalContext() (context.Context, func()) {
 		cancel()
 	}
 }
+
+// duplicateSignalWindow is how soon after the first signal the same signal
+// is taken as a copy of it rather than a request to force the exit.
+const duplicateSignalWindow = 300 * time.Millisecond

@@ -74,12 +74,25 @@ func (c *ProcessCluster) Endpoints() []string {
 	return eps
 }
 
-// Start starts the process; it is killed when the test ends if still running.
+// Start starts the process with Command and the flags of Spec; it is killed
+// when the test ends if still running.
 func (p *Process) Start(t testing.TB) {
+	t.Helper()
+	p.start(t, append(append([]string{}, p.Command...), p.Spec.Args()...))
+}
+
+// StartRaw starts the process with Command alone, for members configured by
+// a config file, the environment, or defaults; Spec.ClientURL still says
+// where to check its health.
+func (p *Process) StartRaw(t testing.TB) {
+	t.Helper()
+	p.start(t, p.Command)
+}
+
+func (p *Process) start(t testing.TB, args []string) {
 	t.Helper()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	args := append(append([]string{}, p.Command...), p.Spec.Args()...)
 	cmd := exec.Command(p.Binary, args...)
 	cmd.Env = append(os.Environ(), p.Env...)
 	cmd.Dir = p.Dir
@@ -148,15 +161,6 @@ func (p *Process) Kill(t testing.TB) {
 		p.Signal(t, syscall.SIGKILL)
 		<-p.done
 	}
-}
-
-// Restart starts a stopped or killed process again on the same data dir
-// and waits until it is healthy.
-func (p *Process) Restart(t testing.TB) {
-	t.Helper()
-	p.Kill(t)
-	p.Start(t)
-	p.WaitHealthy(t, 60*time.Second)
 }
 
 // WaitHealthy polls the member's /health until it reports healthy.
