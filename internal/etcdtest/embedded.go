@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 )
@@ -30,8 +31,15 @@ type EmbeddedCluster struct {
 // the test ends. Members skip fsync: they are for functional tests only.
 func StartEmbedded(t testing.TB, n int, configure ...func(*embed.Config)) *EmbeddedCluster {
 	t.Helper()
+	return StartEmbeddedSpecs(t, Specs(t, n, t.TempDir()), configure...)
+}
+
+// StartEmbeddedSpecs is StartEmbedded for members of the given specs.
+func StartEmbeddedSpecs(t testing.TB, specs []MemberSpec, configure ...func(*embed.Config)) *EmbeddedCluster {
+	t.Helper()
 	c := &EmbeddedCluster{t: t}
-	for _, spec := range Specs(t, n, t.TempDir()) {
+	n := len(specs)
+	for _, spec := range specs {
 		m := &EmbeddedMember{Spec: spec}
 		if len(configure) > 0 {
 			m.Configure = configure[0]
@@ -73,6 +81,10 @@ func (m *EmbeddedMember) Config() *embed.Config {
 	cfg.InitialCluster = s.InitialCluster
 	cfg.ClusterState = s.ClusterState
 	cfg.InitialClusterToken = s.Token
+	if s.TLS != nil {
+		info := transport.TLSInfo{CertFile: s.TLS.CertFile, KeyFile: s.TLS.KeyFile, TrustedCAFile: s.TLS.CAFile, ClientCertAuth: true}
+		cfg.ClientTLSInfo, cfg.PeerTLSInfo = info, info
+	}
 	cfg.UnsafeNoFsync = true
 	cfg.LogLevel = "error"
 	cfg.TickMs = 50

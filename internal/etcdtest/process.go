@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 )
 
 // Process is an etcd member running as a child process: `etcdops serve` or
@@ -41,20 +43,28 @@ type ProcessCluster struct {
 // and waits until all are healthy. They are killed when the test ends.
 func StartServeCluster(t testing.TB, n int, extra ...string) *ProcessCluster {
 	t.Helper()
-	return startCluster(t, n, EtcdopsBin(t), []string{"serve"}, extra)
+	return StartProcesses(t, withExtra(Specs(t, n, t.TempDir()), extra), EtcdopsBin(t), "serve")
 }
 
 // StartStockCluster is StartServeCluster with the stock etcd binary.
 func StartStockCluster(t testing.TB, n int, extra ...string) *ProcessCluster {
 	t.Helper()
-	return startCluster(t, n, Tool(t, "etcd"), nil, extra)
+	return StartProcesses(t, withExtra(Specs(t, n, t.TempDir()), extra), Tool(t, "etcd"))
 }
 
-func startCluster(t testing.TB, n int, bin string, command, extra []string) *ProcessCluster {
+func withExtra(specs []MemberSpec, extra []string) []MemberSpec {
+	for i := range specs {
+		specs[i].Extra = append(specs[i].Extra, extra...)
+	}
+	return specs
+}
+
+// StartProcesses starts one process of bin (with command, e.g. "serve")
+// for each spec and waits until all are healthy.
+func StartProcesses(t testing.TB, specs []MemberSpec, bin string, command ...string) *ProcessCluster {
 	t.Helper()
 	c := &ProcessCluster{}
-	for _, spec := range Specs(t, n, t.TempDir()) {
-		spec.Extra = append(spec.Extra, extra...)
+	for _, spec := range specs {
 		p := &Process{Spec: spec, Binary: bin, Command: command}
 		p.Start(t)
 		c.Procs = append(c.Procs, p)
@@ -170,13 +180,23 @@ func (p *Process) WaitHealthy(t testing.TB, timeout time.Duration) {
 		if !p.Running() {
 			return Stop(fmt.Errorf("%s exited; output:\n%s", p.Spec.Name, p.Output()))
 		}
-		return CheckHealth(p.Spec.ClientURL)
+		return CheckHealth(p.Spec)
 	})
 }
 
-// CheckHealth returns nil when GET url/health reports the member healthy.
-func CheckHealth(clientURL string) error {
+// CheckHealth returns nil when GET /health on the member's client URL
+// reports it healthy.
+func CheckHealth(spec MemberSpec) error {
 	hc := http.Client{Timeout: time.Second}
+	if spec.TLS != nil {
+		info := transport.TLSInfo{CertFile: spec.TLS.CertFile, KeyFile: spec.TLS.KeyFile, TrustedCAFile: spec.TLS.CAFile}
+		cfg, err := info.ClientConfig()
+		if err != nil {
+			return err
+		}
+		hc.Transport = &http.Transport{TLSClientConfig: cfg}
+	}
+	clientURL := spec.ClientURL
 	resp, err := hc.Get(clientURL + "/health")
 	if err != nil {
 		return err

@@ -25,8 +25,16 @@ type MemberSpec struct {
 	// ClusterState is "new" or "existing".
 	ClusterState string
 	Token        string
+	// TLS, when set, serves clients and peers over TLS with client
+	// certificate auth (URLs must be https).
+	TLS *TLSFiles
 	// Extra are further etcd flags, as "--flag=value".
 	Extra []string
+}
+
+// TLSFiles are a member's certificate, key and trusted CA.
+type TLSFiles struct {
+	CAFile, CertFile, KeyFile string
 }
 
 // Args returns the spec as etcd command line flags.
@@ -42,7 +50,28 @@ func (s MemberSpec) Args() []string {
 		"--initial-cluster-state=" + s.ClusterState,
 		"--initial-cluster-token=" + s.Token,
 	}
+	if s.TLS != nil {
+		args = append(args,
+			"--cert-file="+s.TLS.CertFile, "--key-file="+s.TLS.KeyFile, "--trusted-ca-file="+s.TLS.CAFile, "--client-cert-auth",
+			"--peer-cert-file="+s.TLS.CertFile, "--peer-key-file="+s.TLS.KeyFile, "--peer-trusted-ca-file="+s.TLS.CAFile, "--peer-client-cert-auth")
+	}
 	return append(args, s.Extra...)
+}
+
+// WithTLS switches specs to https for clients and peers, with certificates
+// issued by ca and client-certificate auth on both.
+func WithTLS(t testing.TB, specs []MemberSpec, ca *CA) []MemberSpec {
+	t.Helper()
+	out := make([]MemberSpec, len(specs))
+	for i, s := range specs {
+		pair := ca.Issue(t, s.Name)
+		s.TLS = &TLSFiles{CAFile: ca.CertFile, CertFile: pair.CertFile, KeyFile: pair.KeyFile}
+		s.ClientURL = strings.Replace(s.ClientURL, "http://", "https://", 1)
+		s.PeerURL = strings.Replace(s.PeerURL, "http://", "https://", 1)
+		s.InitialCluster = strings.ReplaceAll(s.InitialCluster, "=http://", "=https://")
+		out[i] = s
+	}
+	return out
 }
 
 // Specs returns the specs of an n-member cluster on free loopback ports,

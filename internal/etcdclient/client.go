@@ -1,0 +1,161 @@
+// Package etcdclient builds etcd clients from the connection settings every
+// etcdops command that talks to a cluster shares with etcdctl.
+package etcdclient
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"go.etcd.io/etcd/client/pkg/v3/transport"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Config holds etcdctl's connection settings.
+type Config struct {
+	Endpoints             []string
+	CACert                string
+	Cert                  string
+	Key                   string
+	InsecureSkipTLSVerify bool
+	// User is "name" or "name:password", as etcdctl's --user.
+	User string
+	// Password is never logged or printed; see String.
+	Password       string
+	DialTimeout    time.Duration
+	CommandTimeout time.Duration
+}
+
+// Defaults as in etcdctl.
+const (
+	DefaultEndpoint       = "127.0.0.1:2379"
+	DefaultDialTimeout    = 2 * time.Second
+	DefaultCommandTimeout = 5 * time.Second
+)
+
+// Validate checks the settings and says which flag is wrong.
+func (c *Config) Validate() error {
+	if len(c.Endpoints) == 0 {
+		return errors.New("--endpoints: expected at least one endpoint such as 127.0.0.1:2379")
+	}
+	for _, ep := range c.Endpoints {
+		if err := checkEndpoint(ep); err != nil {
+			return fmt.Errorf("--endpoints: %w", err)
+		}
+	}
+	if (c.Cert == "") != (c.Key == "") {
+		return errors.New("--cert and --key: expected both or neither")
+	}
+	if c.DialTimeout <= 0 {
+		return fmt.Errorf("--dial-timeout: expected a positive duration, got %v", c.DialTimeout)
+	}
+	if c.CommandTimeout < 0 {
+		return fmt.Errorf("--command-timeout: expected a positive duration or 0 for none, got %v", c.CommandTimeout)
+	}
+	if c.Password != "" && c.User == "" {
+		return errors.New("--password: given without --user")
+	}
+	if c.Password != "" && strings.Contains(c.User, ":") {
+		return errors.New("--user: holds a password, and --password was also given; use one")
+	}
+	return nil
+}
+
+// checkEndpoint accepts what etcdctl accepts: host:port, or a URL with
+// scheme http, https, unix or unixs.
+func checkEndpoint(ep string) error {
+	if !strings.Contains(ep, "://") {
+		if ep == "" || strings.ContainsAny(ep, "/ ") || !strings.Contains(ep, ":") {
+			return fmt.Errorf("%q: expected host:port or a URL such as https://10.0.0.1:2379", ep)
+		}
+		return nil
+	}
+	u, err := url.Parse(ep)
+	if err != nil {
+		return fmt.Errorf("%q: %w", ep, err)
+	}
+	switch u.Scheme {
+	case "http", "https", "unix", "unixs":
+	default:
+		return fmt.Errorf("%q: expected scheme http, https, unix or unixs", ep)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("%q: expected a host", ep)
+	}
+	return nil
+}
+
+// String describes the configuration without the password.
+func (c Config) String() string {
+	user, _, _ := strings.Cut(c.User, ":")
+	return fmt.Sprintf("endpoints=%s user=%q tls=%v", strings.Join(c.Endpoints, ","), user, c.usesTLS())
+}
+
+func (c *Config) usesTLS() bool {
+	if c.CACert != "" || c.Cert != "" || c.InsecureSkipTLSVerify {
+		return true
+	}
+	for _, ep := range c.Endpoints {
+		if strings.HasPrefix(ep, "https://") || strings.HasPrefix(ep, "unixs://") {
+			return true
+		}
+	}
+	return false
+}
+
+// ClientConfig returns the clientv3 configuration for c.
+func (c *Config) ClientConfig(lg *zap.Logger) (clientv3.Config, error) {
+	cfg := clientv3.Config{
+		Endpoints:   c.Endpoints,
+		DialTimeout: c.DialTimeout,
+		Logger:      lg,
+	}
+	if lg == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if c.usesTLS() {
+		tlsCfg, err := c.tlsConfig()
+		if err != nil {
+			return clientv3.Config{}, err
+		}
+		cfg.TLS = tlsCfg
+	}
+	switch user, pass, ok := strings.Cut(c.User, ":"); {
+	case c.User == "":
+	case ok:
+		cfg.Username, cfg.Password = user, pass
+	default:
+		cfg.Username, cfg.Password = c.User, c.Password
+	}
+	return cfg, nil
+}
+
+func (c *Config) tlsConfig() (*tls.Config, error) {
+	info := transport.TLSInfo{CertFile: c.Cert, KeyFile: c.Key, TrustedCAFile: c.CACert, InsecureSkipVerify: c.InsecureSkipTLSVerify}
+	if c.Cert == "" && c.CACert == "" {
+		return &tls.Config{InsecureSkipVerify: c.InsecureSkipTLSVerify, MinVersion: tls.VersionTLS12}, nil // #nosec G402 -- only when asked for
+	}
+	cfg, err := info.ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("client TLS (--cacert/--cert/--key): %w", err)
+	}
+	return cfg, nil
+}
+
+// New connects a client. The caller closes it.
+func New(c *Config, lg *zap.Logger) (*clientv3.Client, error) {
+	cfg, err := c.ClientConfig(lg)
+	if err != nil {
+		return nil, err
+	}
+	cli, err := clientv3.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", strings.Join(c.Endpoints, ","), err)
+	}
+	return cli, nil
+}
