@@ -1,0 +1,298 @@
+package backup
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"go.uber.org/zap"
+	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
+
+	"go.etcd.io/etcd/client/pkg/v3/types"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/storage/mvcc"
+	"go.etcd.io/etcd/server/v3/storage/schema"
+)
+
+// Dialer connects a client to the given endpoints.
+type Dialer func(endpoints ...string) (*clientv3.Client, error)
+
+// Progress shows a long transfer; nil shows nothing.
+type Progress interface {
+	// Wrap returns r counted towards a total of about total bytes.
+	Wrap(r io.Reader, total int64) io.Reader
+	Done()
+}
+
+// SaveConfig says where Save takes a snapshot from and how it stores it.
+type SaveConfig struct {
+	Endpoints []string
+	Dial      Dialer
+	// Member names the member to take the snapshot from; empty picks one.
+	Member string
+	// Tag names the snapshot; empty uses the member's name.
+	Tag   string
+	Codec Codec
+	// SpoolDir holds the private temporary copy that the snapshot's own
+	// revision is read from; empty uses the system's temporary dir.
+	SpoolDir string
+	// CommandTimeout bounds each short request; the snapshot transfer
+	// itself is bound only by ctx.
+	CommandTimeout time.Duration
+	Progress       Progress
+	Logger         *zap.Logger
+	EtcdopsVersion string
+	Now            func() time.Time
+}
+
+// Save takes one snapshot and stores it with its manifest. The snapshot is
+// streamed from the member through the codec into the bucket while etcd's
+// sha256 trailer is checked; on any failure or cancellation the upload is
+// aborted and neither object becomes visible.
+func Save(ctx context.Context, store *Store, cfg SaveConfig) (*Manifest, error) {
+	lg := cfg.Logger
+	if lg == nil {
+		lg = zap.NewNop()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	cli, err := cfg.Dial(cfg.Endpoints...)
+	if err != nil {
+		return nil, err
+	}
+	src, err := PickSource(ctx, cli, cfg.Endpoints, cfg.Member, cfg.CommandTimeout)
+	cli.Close()
+	if err != nil {
+		return nil, err
+	}
+	tag := cfg.Tag
+	if tag == "" {
+		tag = SafeTag(src.Name)
+	}
+	if err := ValidateTag(tag); err != nil {
+		return nil, err
+	}
+
+	start := cfg.Now()
+	name := Name{Tag: tag, Time: start.UTC().Truncate(time.Second), Ext: cfg.Codec.Ext()}
+	if _, err := store.bucket.Attributes(ctx, name.String()); err == nil {
+		return nil, fmt.Errorf("snapshot %s already exists in %s", name, store.URL)
+	} else if gcerrors.Code(err) != gcerrors.NotFound {
+		return nil, fmt.Errorf("bucket %s: %w", store.URL, cleanErr(err))
+	}
+
+	scli, err := cfg.Dial(src.Endpoint)
+	if err != nil {
+		return nil, err
+	}
+	defer scli.Close()
+	lg.Info("taking snapshot", zap.String("member", src.Name), zap.String("endpoint", src.Endpoint),
+		zap.String("to", store.URL+"/"+name.String()))
+
+	m, err := stream(ctx, store, scli, name, src, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("save %s: %w", name, err)
+	}
+	m.Duration = cfg.Now().Sub(start).Round(time.Millisecond).String()
+	if err := writeManifest(ctx, store, name, m); err != nil {
+		// Without its manifest the snapshot does not count; remove it.
+		store.bucket.Delete(context.WithoutCancel(ctx), name.String())
+		return nil, fmt.Errorf("save %s: %w", name, err)
+	}
+	lg.Info("snapshot saved", zap.String("name", name.String()), zap.Int64("revision", m.Revision),
+		zap.Int64("stored-bytes", m.StoredSize))
+	return m, nil
+}
+
+// stream copies the snapshot into the bucket and a spool file, checks it,
+// reads its revision from the spool, and only then lets the object appear.
+func stream(ctx context.Context, store *Store, cli *clientv3.Client, name Name, src Source, cfg SaveConfig) (*Manifest, error) {
+	spool, err := os.CreateTemp(cfg.SpoolDir, ".etcdops-snapshot-*.db")
+	if err != nil {
+		return nil, fmt.Errorf("--spool-dir: %w", err)
+	}
+	defer os.Remove(spool.Name())
+	defer spool.Close()
+
+	snap, err := cli.SnapshotWithVersion(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot from %s: %w", src.Endpoint, err)
+	}
+	defer snap.Snapshot.Close()
+
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w, err := store.bucket.NewWriter(wctx, name.String(), &blob.WriterOptions{ContentType: "application/octet-stream"})
+	if err != nil {
+		return nil, fmt.Errorf("upload to %s: %w", store.URL, cleanErr(err))
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			cancel() // aborts the upload: nothing becomes visible
+			w.Close()
+		}
+	}()
+
+	stored := newDigest(true)
+	enc, err := cfg.Codec.Encoder(io.MultiWriter(w, stored))
+	if err != nil {
+		return nil, err
+	}
+	raw := newDigest(false)
+	trailer := newTrailerCheck()
+	var in io.Reader = snap.Snapshot
+	if cfg.Progress != nil {
+		in = cfg.Progress.Wrap(in, src.DBSize+trailerSize)
+		defer cfg.Progress.Done()
+	}
+	if _, err := io.Copy(io.MultiWriter(raw, trailer, spool, enc), in); err != nil {
+		return nil, fmt.Errorf("stream from %s: %w", src.Endpoint, err)
+	}
+	if err := trailer.Check(); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	if err := spool.Truncate(trailer.DBSize()); err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	rev, err := snapshotRevision(spool.Name())
+	if err != nil {
+		return nil, err
+	}
+	keys, err := countKeys(ctx, cli, rev, spool.Name(), cfg.CommandTimeout)
+	if err != nil {
+		return nil, err
+	}
+
+	committed = true
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("upload to %s: %w", store.URL, cleanErr(err))
+	}
+	if err := checkStoredMD5(ctx, store, name, stored.md5.Sum(nil)); err != nil {
+		store.bucket.Delete(context.WithoutCancel(ctx), name.String())
+		return nil, err
+	}
+	m := &Manifest{
+		Version: ManifestVersion, Name: name.String(), Tag: name.Tag, Time: name.Time,
+		Revision: rev, TotalKeys: keys,
+		ClusterID: types.ID(src.ClusterID).String(), MemberID: types.ID(src.ID).String(), MemberName: src.Name,
+		Endpoint: src.Endpoint, EtcdVersion: src.Version, StorageVersion: snap.Version,
+		RawSize: raw.n, RawSHA256: raw.sha256Hex(), StoredSize: stored.n, StoredSHA256: stored.sha256Hex(),
+		Compression: "none", Encryption: "none", Recipients: cfg.Codec.Fingerprints, EtcdopsVersion: cfg.EtcdopsVersion,
+	}
+	if cfg.Codec.Compress {
+		m.Compression = "zstd"
+	}
+	if len(cfg.Codec.Recipients) > 0 {
+		m.Encryption = "age"
+	}
+	return m, nil
+}
+
+// checkStoredMD5 compares the MD5 the backend reports for the object, where
+// it reports one, with the MD5 of the bytes sent: an end-to-end check of
+// the upload.
+func checkStoredMD5(ctx context.Context, store *Store, name Name, sent []byte) error {
+	attrs, err := store.bucket.Attributes(ctx, name.String())
+	if err != nil {
+		return fmt.Errorf("check upload of %s: %w", name, cleanErr(err))
+	}
+	if len(attrs.MD5) > 0 && !bytes.Equal(attrs.MD5, sent) {
+		return fmt.Errorf("upload of %s corrupted in transit: bucket has md5 %x, sent %x", name, attrs.MD5, sent)
+	}
+	return nil
+}
+
+func writeManifest(ctx context.Context, store *Store, name Name, m *Manifest) error {
+	b, err := m.Marshal()
+	if err != nil {
+		return err
+	}
+	sum := md5.Sum(b)
+	opts := &blob.WriterOptions{ContentType: "application/json", ContentMD5: sum[:]}
+	if err := store.bucket.WriteAll(ctx, name.Manifest(), b, opts); err != nil {
+		return fmt.Errorf("write manifest %s: %w", name.Manifest(), cleanErr(err))
+	}
+	return nil
+}
+
+// snapshotRevision reads a snapshot database's own revision: its newest
+// key revision, as `etcdutl snapshot status` reports it.
+func snapshotRevision(path string) (int64, error) {
+	db, err := bolt.Open(path, 0o400, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return 0, fmt.Errorf("open snapshot database: %w", err)
+	}
+	defer db.Close()
+	var rev int64
+	err = db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(schema.Key.Name())
+		if b == nil {
+			return errors.New("snapshot database has no key bucket")
+		}
+		if k, _ := b.Cursor().Last(); k != nil {
+			rev = mvcc.BytesToRev(k).Main
+		}
+		return nil
+	})
+	return rev, err
+}
+
+// countKeys counts the keys at rev on the member; when rev is compacted
+// away meanwhile, it counts them in the snapshot file instead.
+func countKeys(ctx context.Context, cli *clientv3.Client, rev int64, path string, timeout time.Duration) (int64, error) {
+	if rev == 0 {
+		return 0, nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	resp, err := cli.Get(cctx, "\x00", clientv3.WithFromKey(), clientv3.WithCountOnly(), clientv3.WithRev(rev), clientv3.WithSerializable())
+	if err == nil {
+		return resp.Count, nil
+	}
+	st, serr := statusOf(path)
+	if serr != nil {
+		return 0, fmt.Errorf("count keys at revision %d: %w", rev, errors.Join(err, serr))
+	}
+	return int64(st.TotalKey), nil
+}
+
+// digest counts, and hashes with sha256 and md5, what is written to it.
+type digest struct {
+	sha, md5 hash.Hash
+	n        int64
+}
+
+// newDigest returns a digest; withMD5 adds the md5 that backends report.
+func newDigest(withMD5 bool) *digest {
+	d := &digest{sha: sha256.New()}
+	if withMD5 {
+		d.md5 = md5.New()
+	}
+	return d
+}
+
+func (d *digest) Write(p []byte) (int, error) {
+	d.sha.Write(p)
+	if d.md5 != nil {
+		d.md5.Write(p)
+	}
+	d.n += int64(len(p))
+	return len(p), nil
+}
+
+func (d *digest) sha256Hex() string { return hex.EncodeToString(d.sha.Sum(nil)) }

@@ -1,0 +1,283 @@
+package backup
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
+	"golang.org/x/sync/errgroup"
+
+	// The bucket schemes a Store opens.
+	_ "gocloud.dev/blob/azureblob"
+	_ "gocloud.dev/blob/fileblob"
+	_ "gocloud.dev/blob/gcsblob"
+	_ "gocloud.dev/blob/memblob"
+	_ "gocloud.dev/blob/s3blob"
+)
+
+// Schemes are the bucket URL schemes a Store opens.
+var Schemes = []string{"file", "s3", "gs", "azblob", "mem"}
+
+// ErrNotFound is returned for a snapshot that is not in the bucket.
+var ErrNotFound = errors.New("no such snapshot")
+
+// Store keeps snapshots and their manifests in a bucket. Objects are named
+// by Name; a snapshot counts only once its manifest exists, which Save
+// writes last.
+type Store struct {
+	bucket *blob.Bucket
+	// URL is the bucket's URL with credentials removed, for messages.
+	URL string
+}
+
+// OpenStore opens the bucket at rawURL (with an optional ?prefix=) and
+// checks that it exists and can be reached.
+func OpenStore(ctx context.Context, rawURL string) (*Store, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Scheme == "" {
+		return nil, fmt.Errorf("bucket URL %q: expected scheme://bucket, with scheme one of %s", Redact(rawURL), strings.Join(Schemes, ", "))
+	}
+	if !slices.Contains(Schemes, u.Scheme) {
+		return nil, fmt.Errorf("bucket URL %s: unknown scheme %q, expected one of %s", Redact(rawURL), u.Scheme, strings.Join(Schemes, ", "))
+	}
+	b, err := blob.OpenBucket(ctx, rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", Redact(rawURL), cleanErr(err))
+	}
+	s := &Store{bucket: b, URL: Redact(rawURL)}
+	ok, err := b.IsAccessible(ctx)
+	if err != nil {
+		b.Close()
+		return nil, fmt.Errorf("bucket %s: %w", s.URL, cleanErr(err))
+	}
+	if !ok {
+		b.Close()
+		return nil, fmt.Errorf("bucket %s does not exist", s.URL)
+	}
+	return s, nil
+}
+
+// Close releases the bucket.
+func (s *Store) Close() error { return s.bucket.Close() }
+
+// Bucket is the underlying bucket.
+func (s *Store) Bucket() *blob.Bucket { return s.bucket }
+
+// Snapshot is one stored snapshot as listed.
+type Snapshot struct {
+	Name Name
+	Size int64
+	// Manifest is nil for a snapshot without a manifest: an upload that
+	// did not finish, which retention removes and nothing else uses.
+	Manifest *Manifest
+}
+
+// Key is the snapshot's object name.
+func (s Snapshot) Key() string { return s.Name.String() }
+
+// Complete reports whether the snapshot's manifest exists.
+func (s Snapshot) Complete() bool { return s.Manifest != nil }
+
+// List returns the snapshots in the bucket, of one tag when tag is not
+// empty, oldest first. With manifests false it reads names only (the
+// manifests are then only known to exist); else it reads every manifest.
+func (s *Store) List(ctx context.Context, tag string, manifests bool) ([]Snapshot, error) {
+	sizes := map[string]int64{}
+	hasManifest := map[string]bool{}
+	iter := s.bucket.List(nil)
+	for {
+		obj, err := iter.Next(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", s.URL, cleanErr(err))
+		}
+		if base, ok := strings.CutSuffix(obj.Key, ManifestExt); ok {
+			hasManifest[base] = true
+			continue
+		}
+		sizes[obj.Key] = obj.Size
+	}
+	var out []Snapshot
+	for key, size := range sizes {
+		n, ok := ParseName(key)
+		if !ok || tag != "" && n.Tag != tag {
+			continue
+		}
+		snap := Snapshot{Name: n, Size: size}
+		if hasManifest[key] {
+			snap.Manifest = &Manifest{}
+		}
+		out = append(out, snap)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Name.Time.Equal(out[j].Name.Time) {
+			return out[i].Name.Time.Before(out[j].Name.Time)
+		}
+		return out[i].Key() < out[j].Key()
+	})
+	if manifests {
+		if err := s.readManifests(ctx, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// readManifests fills in the manifests of snaps, a few reads at a time.
+func (s *Store) readManifests(ctx context.Context, snaps []Snapshot) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	var mu sync.Mutex
+	for i := range snaps {
+		if snaps[i].Manifest == nil {
+			continue
+		}
+		g.Go(func() error {
+			m, err := s.ReadManifest(ctx, snaps[i].Name)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			snaps[i].Manifest = m
+			mu.Unlock()
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// ReadManifest reads the manifest of the snapshot n.
+func (s *Store) ReadManifest(ctx context.Context, n Name) (*Manifest, error) {
+	b, err := s.bucket.ReadAll(ctx, n.Manifest())
+	if gcerrors.Code(err) == gcerrors.NotFound {
+		return nil, fmt.Errorf("%s: %w", n, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read manifest %s: %w", n.Manifest(), cleanErr(err))
+	}
+	var m Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", n.Manifest(), err)
+	}
+	return &m, nil
+}
+
+// Find resolves "latest" (the newest complete snapshot, of tag when given)
+// or a snapshot name, and reads its manifest.
+func (s *Store) Find(ctx context.Context, nameOrLatest, tag string) (Snapshot, error) {
+	if nameOrLatest == "" || nameOrLatest == "latest" {
+		snaps, err := s.List(ctx, tag, false)
+		if err != nil {
+			return Snapshot{}, err
+		}
+		for i := len(snaps) - 1; i >= 0; i-- {
+			if snaps[i].Complete() {
+				m, err := s.ReadManifest(ctx, snaps[i].Name)
+				if err != nil {
+					return Snapshot{}, err
+				}
+				snaps[i].Manifest = m
+				return snaps[i], nil
+			}
+		}
+		if tag != "" {
+			return Snapshot{}, fmt.Errorf("no complete snapshot of tag %q in %s: %w", tag, s.URL, ErrNotFound)
+		}
+		return Snapshot{}, fmt.Errorf("no complete snapshot in %s: %w", s.URL, ErrNotFound)
+	}
+	n, ok := ParseName(nameOrLatest)
+	if !ok {
+		return Snapshot{}, fmt.Errorf("snapshot name %q: expected <tag>_<YYYY-MM-DD_HH-MM-SS>.db[.zst][.age] or latest", nameOrLatest)
+	}
+	attrs, err := s.bucket.Attributes(ctx, n.String())
+	if gcerrors.Code(err) == gcerrors.NotFound {
+		return Snapshot{}, fmt.Errorf("snapshot %s in %s: %w", n, s.URL, ErrNotFound)
+	}
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("snapshot %s: %w", n, cleanErr(err))
+	}
+	m, err := s.ReadManifest(ctx, n)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	return Snapshot{Name: n, Size: attrs.Size, Manifest: m}, nil
+}
+
+// Open returns a reader of the stored bytes of snapshot n.
+func (s *Store) Open(ctx context.Context, n Name) (*blob.Reader, error) {
+	r, err := s.bucket.NewReader(ctx, n.String(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", n, cleanErr(err))
+	}
+	return r, nil
+}
+
+// Delete removes a snapshot: its manifest first, so that it stops counting
+// before its data goes.
+func (s *Store) Delete(ctx context.Context, n Name) error {
+	if err := s.bucket.Delete(ctx, n.Manifest()); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+		return fmt.Errorf("delete %s: %w", n.Manifest(), cleanErr(err))
+	}
+	if err := s.bucket.Delete(ctx, n.String()); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+		return fmt.Errorf("delete %s: %w", n, cleanErr(err))
+	}
+	return nil
+}
+
+// secretParams are URL query parameters that may carry credentials.
+var secretParams = []string{"sig", "signature", "key", "secret", "password", "token", "sas", "access_key", "secret_key", "x-amz-signature"}
+
+// Redact returns rawURL with any user info and credential-like query
+// values replaced, for logs and errors.
+func Redact(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "<unparsable URL>"
+	}
+	if u.User != nil {
+		u.User = url.User("REDACTED")
+	}
+	q := u.Query()
+	changed := false
+	for k := range q {
+		for _, s := range secretParams {
+			if strings.Contains(strings.ToLower(k), s) {
+				q.Set(k, "REDACTED")
+				changed = true
+			}
+		}
+	}
+	if changed {
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
+
+// cleanErr shortens gocloud errors to their first line: driver errors can
+// span lines with request dumps.
+func cleanErr(err error) error {
+	msg := err.Error()
+	if i := strings.IndexByte(msg, '\n'); i >= 0 {
+		return firstLineError{msg: strings.TrimSpace(msg[:i]), err: err}
+	}
+	return err
+}
+
+type firstLineError struct {
+	msg string
+	err error
+}
+
+func (e firstLineError) Error() string { return e.msg }
+func (e firstLineError) Unwrap() error { return e.err }
