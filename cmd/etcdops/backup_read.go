@@ -1,0 +1,254 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"filippo.io/age"
+	"github.com/dustin/go-humanize"
+	"github.com/urfave/cli/v2"
+
+	"github.com/etcdops/etcdops/backup"
+)
+
+// openFrom opens the bucket of --from.
+func openFrom(c *cli.Context) (*backup.Store, error) {
+	return backup.OpenStore(c.Context, c.String("from"))
+}
+
+// findSnapshot resolves the NAME|latest argument (default latest).
+func findSnapshot(c *cli.Context, store *backup.Store) (backup.Snapshot, error) {
+	if c.NArg() > 1 {
+		return backup.Snapshot{}, usageError(fmt.Errorf("unexpected argument %q: expected one snapshot NAME or latest", c.Args().Get(1)))
+	}
+	return store.Find(c.Context, c.Args().First(), c.String("tag"))
+}
+
+func backupListCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "list",
+		Usage:     "list the snapshots in a bucket, oldest first",
+		UsageText: "etcdops backup list --from URL [--tag TAG] [-w table|json]",
+		Flags:     []cli.Flag{flagFrom, flagTag, flagOutput},
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			if err := checkFormat(c); err != nil {
+				return err
+			}
+			store, err := openFrom(c)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			snaps, err := store.List(c.Context, c.String("tag"), true)
+			if err != nil {
+				return err
+			}
+			if c.String("write-out") == "json" {
+				return writeJSON(c.App.Writer, listJSON(snaps))
+			}
+			tw := newTable(c.App.Writer)
+			fmt.Fprintln(tw, "NAME\tTAG\tTIME (UTC)\tREVISION\tKEYS\tSIZE\tSTATE")
+			for _, s := range snaps {
+				rev, keys, state := "-", "-", "incomplete"
+				if m := s.Manifest; m != nil {
+					rev, keys, state = fmt.Sprint(m.Revision), fmt.Sprint(m.TotalKeys), "verified at save"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Key(), s.Name.Tag, s.Name.Time.Format(time.DateTime),
+					rev, keys, humanize.IBytes(uint64(s.Size)), state)
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+// listEntry is one snapshot in `backup list -w json`.
+type listEntry struct {
+	Name     string           `json:"name"`
+	Tag      string           `json:"tag"`
+	Time     time.Time        `json:"time"`
+	Size     int64            `json:"size"`
+	Complete bool             `json:"complete"`
+	Manifest *backup.Manifest `json:"manifest,omitempty"`
+}
+
+func listJSON(snaps []backup.Snapshot) []listEntry {
+	out := make([]listEntry, 0, len(snaps))
+	for _, s := range snaps {
+		out = append(out, listEntry{Name: s.Key(), Tag: s.Name.Tag, Time: s.Name.Time, Size: s.Size, Complete: s.Complete(), Manifest: s.Manifest})
+	}
+	return out
+}
+
+func backupVerifyCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "verify",
+		Usage:     "re-read a snapshot and check it against its manifest and etcd's integrity checks",
+		UsageText: "etcdops backup verify --from URL [NAME|latest] [--tag TAG] [--identity FILE] [--restore-test]",
+		Description: "Checks the stored bytes' sha256; decodes the snapshot and checks etcd's sha256 trailer, bolt's\n" +
+			"consistency check, revision and key count. --restore-test also restores it into a temporary\n" +
+			"member and checks what that member serves. An encrypted snapshot without --identity gets only\n" +
+			"the first check. Exit 1 when anything does not match.",
+		Flags: []cli.Flag{flagFrom, flagTag, flagIdentity, flagSpool, flagQuiet, flagOutput, flagLogLevel,
+			&cli.BoolFlag{Name: "restore-test", Usage: "restore into a temporary member and check what it serves"}},
+		Action: func(c *cli.Context) error {
+			if err := checkFormat(c); err != nil {
+				return err
+			}
+			ids, err := identitiesFrom(c)
+			if err != nil {
+				return err
+			}
+			lg, err := newLogger(c.String("log-level"))
+			if err != nil {
+				return err
+			}
+			store, err := openFrom(c)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			snap, err := findSnapshot(c, store)
+			if err != nil {
+				return err
+			}
+			res, err := backup.Verify(c.Context, store, snap, backup.VerifyConfig{Identities: ids, RestoreTest: c.Bool("restore-test"),
+				SpoolDir: c.String("spool-dir"), Progress: newProgress(c.Bool("quiet")), Logger: lg})
+			if err != nil {
+				return err
+			}
+			if c.String("write-out") == "json" {
+				return writeJSON(c.App.Writer, res)
+			}
+			checks := []string{"stored bytes"}
+			if res.Contents {
+				checks = append(checks, fmt.Sprintf("contents (revision %d, %d keys)", res.Revision, res.Keys))
+			}
+			if res.Restored {
+				checks = append(checks, "restore test")
+			}
+			fmt.Fprintf(c.App.Writer, "verified %s: %s\n", res.Name, strings.Join(checks, ", "))
+			if res.Note != "" {
+				fmt.Fprintf(c.App.Writer, "note: %s\n", res.Note)
+			}
+			return nil
+		},
+	}
+}
+
+func identitiesFrom(c *cli.Context) ([]age.Identity, error) {
+	if c.String("identity") == "" {
+		return nil, nil
+	}
+	ids, err := backup.ReadIdentities(c.String("identity"))
+	if err != nil {
+		return nil, usageError(err)
+	}
+	return ids, nil
+}
+
+func backupFetchCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "fetch",
+		Usage:     "download a snapshot as a plain etcd snapshot file for etcdutl snapshot restore",
+		UsageText: "etcdops backup fetch --from URL NAME|latest --to FILE [--tag TAG] [--identity FILE] [--force]",
+		Flags: []cli.Flag{flagFrom, flagTag, flagIdentity, flagQuiet,
+			&cli.StringFlag{Name: "to", Required: true, Usage: "write the snapshot to `FILE` (mode 0600)"},
+			&cli.BoolFlag{Name: "force", Usage: "replace --to if it exists"}},
+		Action: func(c *cli.Context) error {
+			ids, err := identitiesFrom(c)
+			if err != nil {
+				return err
+			}
+			store, err := openFrom(c)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			snap, err := findSnapshot(c, store)
+			if err != nil {
+				return err
+			}
+			if err := backup.Fetch(c.Context, store, snap, ids, c.String("to"), c.Bool("force"), newProgress(c.Bool("quiet"))); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.Writer, "fetched %s to %s (revision %d)\n", snap.Key(), c.String("to"), snap.Manifest.Revision)
+			return nil
+		},
+	}
+}
+
+func backupPruneCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "prune",
+		Usage:     "remove the snapshots that no --keep-* rule keeps, per tag",
+		UsageText: "etcdops backup prune --from URL [--tag TAG] --keep-daily 7 … [--dry-run]",
+		Description: "Rules as restic's forget: a snapshot kept by any rule is kept. The newest complete snapshot of\n" +
+			"each tag is never removed. Uploads without a manifest older than an hour are removed.",
+		Flags: append([]cli.Flag{flagFrom, flagTag, flagOutput, flagLogLevel,
+			&cli.BoolFlag{Name: "dry-run", Usage: "print what would be removed and why, remove nothing"}}, keepFlags()...),
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			if err := checkFormat(c); err != nil {
+				return err
+			}
+			policy, err := policyFrom(c)
+			if err != nil {
+				return err
+			}
+			if policy.Empty() {
+				return usageError(backup.ErrEmptyPolicy)
+			}
+			lg, err := newLogger(c.String("log-level"))
+			if err != nil {
+				return err
+			}
+			store, err := openFrom(c)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			ds, err := backup.Prune(c.Context, store, c.String("tag"), policy, time.Now(), c.Bool("dry-run"), lg)
+			if ds != nil {
+				if werr := writeDecisions(c, ds); werr != nil {
+					return errors.Join(err, werr)
+				}
+			}
+			return err
+		},
+	}
+}
+
+func writeDecisions(c *cli.Context, ds []backup.Decision) error {
+	type row struct {
+		Name    string   `json:"name"`
+		Keep    bool     `json:"keep"`
+		Reasons []string `json:"reasons"`
+	}
+	rows := make([]row, 0, len(ds))
+	for _, d := range ds {
+		rows = append(rows, row{d.Snapshot.Key(), d.Keep, d.Reasons})
+	}
+	if c.String("write-out") == "json" {
+		return writeJSON(c.App.Writer, rows)
+	}
+	verb := "remove"
+	if c.Bool("dry-run") {
+		verb = "would remove"
+	}
+	tw := newTable(c.App.Writer)
+	for _, r := range rows {
+		action := verb
+		if r.Keep {
+			action = "keep"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", action, r.Name, strings.Join(r.Reasons, ", "))
+	}
+	return tw.Flush()
+}
