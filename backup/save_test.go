@@ -182,7 +182,7 @@ type cancelAfter struct {
 }
 
 func (p *cancelAfter) Wrap(r io.Reader, total int64) io.Reader { return &cancelReader{r: r, p: p} }
-func (p *cancelAfter) Done()                                  {}
+func (p *cancelAfter) Done()                                   {}
 
 type cancelReader struct {
 	r    io.Reader
@@ -266,4 +266,44 @@ func TestCorruptObjectIsRefused(t *testing.T) {
 	if _, err := os.Stat(file); !os.IsNotExist(err) {
 		t.Errorf("failed fetch left %s", file)
 	}
+}
+
+// killAfter kills a member process once n bytes of its snapshot went through.
+type killAfter struct {
+	t    *testing.T
+	n    int64
+	proc *etcdtest.Process
+	seen int64
+}
+
+func (k *killAfter) Wrap(r io.Reader, total int64) io.Reader {
+	return readerFunc(func(b []byte) (int, error) {
+		n, err := r.Read(b)
+		k.seen += int64(n)
+		if k.seen >= k.n && k.proc.Running() {
+			k.proc.Kill(k.t)
+		}
+		return n, err
+	})
+}
+func (k *killAfter) Done() {}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(b []byte) (int, error) { return f(b) }
+
+func TestMemberKilledMidStreamLeavesNothing(t *testing.T) {
+	c := etcdtest.StartServeCluster(t, 1, "--unsafe-no-fsync")
+	fill(t, etcdtest.NewClient(t, c.Endpoints()...), "k", 2000, 4000) // ~8 MB
+	url, dir := fileBucket(t)
+	store := openStore(t, url)
+	_, err := backup.Save(context.Background(), store, backup.SaveConfig{
+		Endpoints: c.Endpoints(), Dial: dialer(t), CommandTimeout: 5 * time.Second,
+		Progress: &killAfter{t: t, n: 1 << 20, proc: c.Procs[0]},
+	})
+	if err == nil {
+		t.Fatal("save succeeded although its member was killed mid-stream")
+	}
+	t.Logf("save failed as it should: %v", err)
+	assertEmpty(t, dir)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
 	"slices"
 	"sort"
@@ -50,6 +51,9 @@ func OpenStore(ctx context.Context, rawURL string) (*Store, error) {
 		return nil, fmt.Errorf("bucket URL %s: unknown scheme %q, expected one of %s", Redact(rawURL), u.Scheme, strings.Join(Schemes, ", "))
 	}
 	b, err := blob.OpenBucket(ctx, rawURL)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("bucket %s does not exist", Redact(rawURL))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", Redact(rawURL), cleanErr(err))
 	}

@@ -40,6 +40,7 @@ func newApp() *cli.App {
 		EnableBashCompletion: false,
 		Commands: []*cli.Command{
 			serveCommand(),
+			backupCommand(),
 			systemdCommand(),
 			versionCommand(),
 		},
@@ -55,7 +56,8 @@ func main() {
 func run(args []string) int {
 	ctx, stop := signalContext()
 	defer stop()
-	err := newApp().RunContext(ctx, args)
+	app := newApp()
+	err := app.RunContext(ctx, flagsFirst(app, args))
 	if err == nil {
 		return exitOK
 	}
