@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net/url"
 	"slices"
@@ -24,6 +23,10 @@ import (
 	_ "gocloud.dev/blob/memblob"
 	_ "gocloud.dev/blob/s3blob"
 )
+
+// listPageSize is how many objects a List asks for at a time; backends
+// cap it at their own maximum (1,000 for S3).
+const listPageSize = 10000
 
 // Schemes are the bucket URL schemes a Store opens.
 var Schemes = []string{"file", "s3", "gs", "azblob", "mem"}
@@ -50,7 +53,7 @@ func OpenStore(ctx context.Context, rawURL string) (*Store, error) {
 	if !slices.Contains(Schemes, u.Scheme) {
 		return nil, fmt.Errorf("bucket URL %s: unknown scheme %q, expected one of %s", Redact(rawURL), u.Scheme, strings.Join(Schemes, ", "))
 	}
-	b, err := blob.OpenBucket(ctx, rawURL)
+	b, err := blob.OpenBucket(ctx, withDefaults(u).String())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("bucket %s does not exist", Redact(rawURL))
 	}
@@ -68,6 +71,23 @@ func OpenStore(ctx context.Context, rawURL string) (*Store, error) {
 		return nil, fmt.Errorf("bucket %s does not exist", s.URL)
 	}
 	return s, nil
+}
+
+// withDefaults adds etcdops' defaults to a bucket URL. For file:// it is
+// metadata=skip: gocloud's attribute files beside every object are not
+// needed (manifests hold what matters) and would double the files that
+// listing has to read.
+func withDefaults(u *url.URL) *url.URL {
+	if u.Scheme != "file" {
+		return u
+	}
+	q := u.Query()
+	if !q.Has("metadata") {
+		q.Set("metadata", "skip")
+	}
+	v := *u
+	v.RawQuery = q.Encode()
+	return &v
 }
 
 // Close releases the bucket.
@@ -97,20 +117,20 @@ func (s Snapshot) Complete() bool { return s.Manifest != nil }
 func (s *Store) List(ctx context.Context, tag string, manifests bool) ([]Snapshot, error) {
 	sizes := map[string]int64{}
 	hasManifest := map[string]bool{}
-	iter := s.bucket.List(nil)
-	for {
-		obj, err := iter.Next(ctx)
-		if err == io.EOF {
-			break
-		}
+	// Large pages: some drivers (fileblob) walk the whole bucket per page.
+	for token := blob.FirstPageToken; token != nil; {
+		objs, next, err := s.bucket.ListPage(ctx, token, listPageSize, nil)
 		if err != nil {
 			return nil, fmt.Errorf("list %s: %w", s.URL, cleanErr(err))
 		}
-		if base, ok := strings.CutSuffix(obj.Key, ManifestExt); ok {
-			hasManifest[base] = true
-			continue
+		for _, obj := range objs {
+			if base, ok := strings.CutSuffix(obj.Key, ManifestExt); ok {
+				hasManifest[base] = true
+				continue
+			}
+			sizes[obj.Key] = obj.Size
 		}
-		sizes[obj.Key] = obj.Size
+		token = next
 	}
 	var out []Snapshot
 	for key, size := range sizes {
