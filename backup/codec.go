@@ -77,7 +77,7 @@ func (c Codec) Encoder(dst io.Writer) (io.WriteCloser, error) {
 		w, closers = aw, append(closers, aw)
 	}
 	if c.Compress {
-		zw, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(2))
+		zw, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
 		if err != nil {
 			return nil, fmt.Errorf("zstd: %w", err)
 		}

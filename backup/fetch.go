@@ -2,6 +2,7 @@ package backup
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -49,8 +50,14 @@ func download(ctx context.Context, store *Store, snap Snapshot, identities []age
 		return err
 	}
 	defer r.Close()
-	stored := newDigest(false)
-	var in io.Reader = io.TeeReader(r, stored)
+	// As in Save: one sha256 pass when the stored bytes are the raw ones.
+	plain := snap.Name.Ext == ".db"
+	var stored *digest
+	var in io.Reader = r
+	if !plain {
+		stored = newDigest(false)
+		in = io.TeeReader(r, stored)
+	}
 	if p != nil {
 		in = p.Wrap(in, r.Size())
 		defer p.Done()
@@ -60,25 +67,29 @@ func download(ctx context.Context, store *Store, snap Snapshot, identities []age
 		return fmt.Errorf("fetch %s: %w", snap.Key(), err)
 	}
 	defer dec.Close()
-	raw := newDigest(false)
 	trailer := newTrailerCheck()
-	_, err = io.Copy(io.MultiWriter(f, raw, trailer), dec)
+	_, err = io.Copy(io.MultiWriter(f, trailer), dec)
 	// Drain what the decoder left so that the stored digest covers it all.
-	if err == nil {
+	if err == nil && !plain {
 		_, err = io.Copy(io.Discard, in)
 	}
 	if err != nil {
 		return fmt.Errorf("fetch %s: %w", snap.Key(), cleanErr(err))
 	}
+	trailerErr := trailer.Check()
+	rawSHA := hex.EncodeToString(trailer.RawSHA256())
+	if plain {
+		stored = &digest{n: trailer.Size(), hexSum: rawSHA}
+	}
 	if err := matchStored(snap, stored); err != nil {
 		return err
 	}
-	if err := trailer.Check(); err != nil {
-		return fmt.Errorf("snapshot %s: %w", snap.Key(), err)
+	if trailerErr != nil {
+		return fmt.Errorf("snapshot %s: %w", snap.Key(), trailerErr)
 	}
-	if raw.n != m.RawSize || raw.sha256Hex() != m.RawSHA256 {
+	if trailer.Size() != m.RawSize || rawSHA != m.RawSHA256 {
 		return fmt.Errorf("snapshot %s decodes to %d bytes with sha256 %s, manifest says %d bytes with %s",
-			snap.Key(), raw.n, raw.sha256Hex(), m.RawSize, m.RawSHA256)
+			snap.Key(), trailer.Size(), rawSHA, m.RawSize, m.RawSHA256)
 	}
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("fetch %s: %w", snap.Key(), err)

@@ -55,5 +55,15 @@ func (c *trailerCheck) Check() error {
 	return nil
 }
 
+// RawSHA256 returns the sha256 of everything written, trailer included;
+// it is valid only after Check returned nil, and only once.
+func (c *trailerCheck) RawSHA256() []byte {
+	c.h.Write(c.tail[:c.n])
+	return c.h.Sum(nil)
+}
+
+// Size is how many bytes were written.
+func (c *trailerCheck) Size() int64 { return c.total }
+
 // DBSize is the size of the database without its trailer.
 func (c *trailerCheck) DBSize() int64 { return c.total - trailerSize }

@@ -55,6 +55,13 @@ type SaveConfig struct {
 	Now            func() time.Time
 }
 
+// Multipart uploads (S3, GCS, Azure) send parts of uploadPartSize, at most
+// uploadConcurrency at a time: memory stays flat whatever the size.
+const (
+	uploadPartSize    = 5 << 20
+	uploadConcurrency = 2
+)
+
 // Save takes one snapshot and stores it with its manifest. The snapshot is
 // streamed from the member through the codec into the bucket while etcd's
 // sha256 trailer is checked; on any failure or cancellation the upload is
@@ -133,7 +140,11 @@ func stream(ctx context.Context, store *Store, cli *clientv3.Client, name Name, 
 
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	w, err := store.bucket.NewWriter(wctx, name.String(), &blob.WriterOptions{ContentType: "application/octet-stream"})
+	w, err := store.bucket.NewWriter(wctx, name.String(), &blob.WriterOptions{
+		ContentType: "application/octet-stream",
+		// Parts in flight bound the memory of multipart uploads.
+		BufferSize: uploadPartSize, MaxConcurrency: uploadConcurrency,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("upload to %s: %w", store.URL, cleanErr(err))
 	}
@@ -145,19 +156,27 @@ func stream(ctx context.Context, store *Store, cli *clientv3.Client, name Name, 
 		}
 	}()
 
-	stored := newDigest(true)
-	enc, err := cfg.Codec.Encoder(io.MultiWriter(w, stored))
+	// One sha256 pass serves etcd's trailer check and the raw digest; the
+	// stored bytes need their own only when a codec changes them, and an
+	// md5 only where the backend reports one to compare with.
+	plain := cfg.Codec.Ext() == ".db"
+	var stored *digest
+	var sink io.Writer = w
+	if !plain || store.reportsMD5() {
+		stored = newDigest(store.reportsMD5())
+		sink = io.MultiWriter(w, stored)
+	}
+	enc, err := cfg.Codec.Encoder(sink)
 	if err != nil {
 		return nil, err
 	}
-	raw := newDigest(false)
 	trailer := newTrailerCheck()
 	var in io.Reader = snap.Snapshot
 	if cfg.Progress != nil {
 		in = cfg.Progress.Wrap(in, src.DBSize+trailerSize)
 		defer cfg.Progress.Done()
 	}
-	if _, err := io.Copy(io.MultiWriter(raw, trailer, spool, enc), in); err != nil {
+	if _, err := io.Copy(io.MultiWriter(trailer, spool, enc), in); err != nil {
 		return nil, fmt.Errorf("stream from %s: %w", src.Endpoint, err)
 	}
 	if err := trailer.Check(); err != nil {
@@ -168,6 +187,11 @@ func stream(ctx context.Context, store *Store, cli *clientv3.Client, name Name, 
 	}
 	if err := spool.Truncate(trailer.DBSize()); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
+	}
+	rawSize, rawSHA := trailer.Size(), hex.EncodeToString(trailer.RawSHA256())
+	storedSize, storedSHA := rawSize, rawSHA
+	if !plain {
+		storedSize, storedSHA = stored.n, stored.sha256Hex()
 	}
 	rev, err := snapshotRevision(spool.Name())
 	if err != nil {
@@ -182,16 +206,18 @@ func stream(ctx context.Context, store *Store, cli *clientv3.Client, name Name, 
 	if err := w.Close(); err != nil {
 		return nil, fmt.Errorf("upload to %s: %w", store.URL, cleanErr(err))
 	}
-	if err := checkStoredMD5(ctx, store, name, stored.md5.Sum(nil)); err != nil {
-		store.bucket.Delete(context.WithoutCancel(ctx), name.String())
-		return nil, err
+	if stored != nil && stored.md5 != nil {
+		if err := checkStoredMD5(ctx, store, name, stored.md5.Sum(nil)); err != nil {
+			store.bucket.Delete(context.WithoutCancel(ctx), name.String())
+			return nil, err
+		}
 	}
 	m := &Manifest{
 		Version: ManifestVersion, Name: name.String(), Tag: name.Tag, Time: name.Time,
 		Revision: rev, TotalKeys: keys,
 		ClusterID: types.ID(src.ClusterID).String(), MemberID: types.ID(src.ID).String(), MemberName: src.Name,
 		Endpoint: src.Endpoint, EtcdVersion: src.Version, StorageVersion: snap.Version,
-		RawSize: raw.n, RawSHA256: raw.sha256Hex(), StoredSize: stored.n, StoredSHA256: stored.sha256Hex(),
+		RawSize: rawSize, RawSHA256: rawSHA, StoredSize: storedSize, StoredSHA256: storedSHA,
 		Compression: "none", Encryption: "none", Recipients: cfg.Codec.Fingerprints, EtcdopsVersion: cfg.EtcdopsVersion,
 	}
 	if cfg.Codec.Compress {
@@ -275,6 +301,7 @@ func countKeys(ctx context.Context, cli *clientv3.Client, rev int64, path string
 type digest struct {
 	sha, md5 hash.Hash
 	n        int64
+	hexSum   string // a known sha256 instead of sha
 }
 
 // newDigest returns a digest; withMD5 adds the md5 that backends report.
@@ -295,4 +322,9 @@ func (d *digest) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (d *digest) sha256Hex() string { return hex.EncodeToString(d.sha.Sum(nil)) }
+func (d *digest) sha256Hex() string {
+	if d.sha == nil {
+		return d.hexSum
+	}
+	return hex.EncodeToString(d.sha.Sum(nil))
+}

@@ -40,8 +40,15 @@ var ErrNotFound = errors.New("no such snapshot")
 type Store struct {
 	bucket *blob.Bucket
 	// URL is the bucket's URL with credentials removed, for messages.
-	URL string
+	URL    string
+	scheme string
 }
+
+// reportsMD5 tells whether the backend computes an MD5 of every uploaded
+// object by itself, to check an upload end to end against. GCS does; S3
+// does not for multipart uploads (their ETag is no MD5), nor Azure for
+// staged blocks, nor fileblob without its attribute files.
+func (s *Store) reportsMD5() bool { return s.scheme == "gs" }
 
 // OpenStore opens the bucket at rawURL (with an optional ?prefix=) and
 // checks that it exists and can be reached.
@@ -60,7 +67,7 @@ func OpenStore(ctx context.Context, rawURL string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", Redact(rawURL), cleanErr(err))
 	}
-	s := &Store{bucket: b, URL: Redact(rawURL)}
+	s := &Store{bucket: b, URL: Redact(rawURL), scheme: u.Scheme}
 	ok, err := b.IsAccessible(ctx)
 	if err != nil {
 		b.Close()
