@@ -151,8 +151,7 @@ func stream(ctx context.Context, store *Store, cli *clientv3.Client, name Name, 
 	committed := false
 	defer func() {
 		if !committed {
-			cancel() // aborts the upload: nothing becomes visible
-			w.Close()
+			abort(w, cancel)
 		}
 	}()
 
@@ -227,6 +226,16 @@ func stream(ctx context.Context, store *Store, cli *clientv3.Client, name Name, 
 		m.Encryption = "age"
 	}
 	return m, nil
+}
+
+// abort cancels an upload, so that nothing becomes visible, and closes its
+// writer. gocloud.dev v0.47.0's azureblob writer can panic in that Close (its
+// upload goroutine clears the pipe that Close then closes); the upload is
+// aborted all the same, so the panic is contained here.
+func abort(w *blob.Writer, cancel context.CancelFunc) {
+	cancel()
+	defer func() { _ = recover() }()
+	w.Close()
 }
 
 // checkStoredMD5 compares the MD5 the backend reports for the object, where
