@@ -20,7 +20,8 @@ type Manifest struct {
 	// Revision is the snapshot's own revision: the newest revision in its
 	// key space, which `etcdutl snapshot status` reports for the file.
 	Revision int64 `json:"revision"`
-	// TotalKeys is how many keys the snapshot holds at Revision.
+	// TotalKeys is how many keys the snapshot holds at Revision; -1 when
+	// unknown (the revision was compacted before they could be counted).
 	TotalKeys int64 `json:"total_keys"`
 	// ClusterID, MemberID and MemberName say where it was taken, in etcd's
 	// hexadecimal form.

@@ -13,15 +13,13 @@ import (
 	"os"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 	"go.uber.org/zap"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/etcd/client/pkg/v3/types"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/server/v3/storage/mvcc"
-	"go.etcd.io/etcd/server/v3/storage/schema"
 )
 
 // Dialer connects a client to the given endpoints.
@@ -43,9 +41,6 @@ type SaveConfig struct {
 	// Tag names the snapshot; empty uses the member's name.
 	Tag   string
 	Codec Codec
-	// SpoolDir holds the private temporary copy that the snapshot's own
-	// revision is read from; empty uses the system's temporary dir.
-	SpoolDir string
 	// CommandTimeout bounds each short request; the snapshot transfer
 	// itself is bound only by ctx.
 	CommandTimeout time.Duration
@@ -64,8 +59,9 @@ const (
 
 // Save takes one snapshot and stores it with its manifest. The snapshot is
 // streamed from the member through the codec into the bucket while etcd's
-// sha256 trailer is checked; on any failure or cancellation the upload is
-// aborted and neither object becomes visible.
+// sha256 trailer is checked and its own revision is read on the way; no
+// local copy is made. On any failure or cancellation the upload is aborted
+// and neither object becomes visible.
 func Save(ctx context.Context, store *Store, cfg SaveConfig) (*Manifest, error) {
 	lg := cfg.Logger
 	if lg == nil {
@@ -122,16 +118,9 @@ func Save(ctx context.Context, store *Store, cfg SaveConfig) (*Manifest, error) 
 	return m, nil
 }
 
-// stream copies the snapshot into the bucket and a spool file, checks it,
-// reads its revision from the spool, and only then lets the object appear.
+// stream copies the snapshot into the bucket, checks it and reads its
+// revision on the way, and only then lets the object appear.
 func stream(ctx context.Context, store *Store, cli *clientv3.Client, name Name, src Source, cfg SaveConfig) (*Manifest, error) {
-	spool, err := os.CreateTemp(cfg.SpoolDir, ".etcdops-snapshot-*.db")
-	if err != nil {
-		return nil, fmt.Errorf("--spool-dir: %w", err)
-	}
-	defer os.Remove(spool.Name())
-	defer spool.Close()
-
 	snap, err := cli.SnapshotWithVersion(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot from %s: %w", src.Endpoint, err)
@@ -140,10 +129,12 @@ func stream(ctx context.Context, store *Store, cli *clientv3.Client, name Name, 
 
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var file *os.File // fileblob's temporary file, to fsync
 	w, err := store.bucket.NewWriter(wctx, name.String(), &blob.WriterOptions{
 		ContentType: "application/octet-stream",
 		// Parts in flight bound the memory of multipart uploads.
 		BufferSize: uploadPartSize, MaxConcurrency: uploadConcurrency,
+		BeforeWrite: func(as func(any) bool) error { as(&file); return nil },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("upload to %s: %w", store.URL, cleanErr(err))
@@ -175,7 +166,8 @@ func stream(ctx context.Context, store *Store, cli *clientv3.Client, name Name, 
 		in = cfg.Progress.Wrap(in, src.DBSize+trailerSize)
 		defer cfg.Progress.Done()
 	}
-	if _, err := io.Copy(io.MultiWriter(trailer, spool, enc), in); err != nil {
+	scanner := &revisionScanner{}
+	if _, err := io.Copy(io.MultiWriter(trailer, scanner, enc), in); err != nil {
 		return nil, fmt.Errorf("stream from %s: %w", src.Endpoint, err)
 	}
 	if err := trailer.Check(); err != nil {
@@ -184,23 +176,26 @@ func stream(ctx context.Context, store *Store, cli *clientv3.Client, name Name, 
 	if err := enc.Close(); err != nil {
 		return nil, err
 	}
-	if err := spool.Truncate(trailer.DBSize()); err != nil {
-		return nil, fmt.Errorf("spool: %w", err)
-	}
 	rawSize, rawSHA := trailer.Size(), hex.EncodeToString(trailer.RawSHA256())
 	storedSize, storedSHA := rawSize, rawSHA
 	if !plain {
 		storedSize, storedSHA = stored.n, stored.sha256Hex()
 	}
-	rev, err := snapshotRevision(spool.Name())
+	rev, err := scanner.Revision()
 	if err != nil {
 		return nil, err
 	}
-	keys, err := countKeys(ctx, cli, rev, spool.Name(), cfg.CommandTimeout)
+	keys, err := countKeys(ctx, cli, rev, cfg.CommandTimeout)
 	if err != nil {
 		return nil, err
 	}
 
+	if file != nil {
+		// fileblob renames without syncing; a snapshot must survive a crash.
+		if err := file.Sync(); err != nil {
+			return nil, fmt.Errorf("fsync %s: %w", name, err)
+		}
+	}
 	committed = true
 	if err := w.Close(); err != nil {
 		return nil, fmt.Errorf("upload to %s: %w", store.URL, cleanErr(err))
@@ -258,52 +253,43 @@ func writeManifest(ctx context.Context, store *Store, name Name, m *Manifest) er
 		return err
 	}
 	sum := md5.Sum(b)
-	opts := &blob.WriterOptions{ContentType: "application/json", ContentMD5: sum[:]}
-	if err := store.bucket.WriteAll(ctx, name.Manifest(), b, opts); err != nil {
+	var file *os.File
+	opts := &blob.WriterOptions{ContentType: "application/json", ContentMD5: sum[:],
+		BeforeWrite: func(as func(any) bool) error { as(&file); return nil }}
+	w, err := store.bucket.NewWriter(ctx, name.Manifest(), opts)
+	if err != nil {
 		return fmt.Errorf("write manifest %s: %w", name.Manifest(), cleanErr(err))
 	}
-	return nil
-}
-
-// snapshotRevision reads a snapshot database's own revision: its newest
-// key revision, as `etcdutl snapshot status` reports it.
-func snapshotRevision(path string) (int64, error) {
-	db, err := bolt.Open(path, 0o400, &bolt.Options{ReadOnly: true, Timeout: time.Second})
-	if err != nil {
-		return 0, fmt.Errorf("open snapshot database: %w", err)
+	_, err = w.Write(b)
+	if err == nil && file != nil {
+		err = file.Sync()
 	}
-	defer db.Close()
-	var rev int64
-	err = db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(schema.Key.Name())
-		if b == nil {
-			return errors.New("snapshot database has no key bucket")
-		}
-		if k, _ := b.Cursor().Last(); k != nil {
-			rev = mvcc.BytesToRev(k).Main
-		}
-		return nil
-	})
-	return rev, err
+	if err != nil {
+		abort(w, func() {})
+		return fmt.Errorf("write manifest %s: %w", name.Manifest(), err)
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("write manifest %s: %w", name.Manifest(), cleanErr(err))
+	}
+	return store.syncDir(name.Manifest())
 }
 
-// countKeys counts the keys at rev on the member; when rev is compacted
-// away meanwhile, it counts them in the snapshot file instead.
-func countKeys(ctx context.Context, cli *clientv3.Client, rev int64, path string, timeout time.Duration) (int64, error) {
+// countKeys counts the keys at rev on the member the snapshot came from.
+// When rev was compacted away meanwhile, the count is unknown: -1.
+func countKeys(ctx context.Context, cli *clientv3.Client, rev int64, timeout time.Duration) (int64, error) {
 	if rev == 0 {
 		return 0, nil
 	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	resp, err := cli.Get(cctx, "\x00", clientv3.WithFromKey(), clientv3.WithCountOnly(), clientv3.WithRev(rev), clientv3.WithSerializable())
-	if err == nil {
-		return resp.Count, nil
+	if errors.Is(err, rpctypes.ErrCompacted) {
+		return -1, nil
 	}
-	st, serr := statusOf(path)
-	if serr != nil {
-		return 0, fmt.Errorf("count keys at revision %d: %w", rev, errors.Join(err, serr))
+	if err != nil {
+		return 0, fmt.Errorf("count keys at revision %d: %w", rev, err)
 	}
-	return int64(st.TotalKey), nil
+	return resp.Count, nil
 }
 
 // digest counts, and hashes with sha256 and md5, what is written to it.

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -42,6 +44,21 @@ type Store struct {
 	// URL is the bucket's URL with credentials removed, for messages.
 	URL    string
 	scheme string
+	dir    string // for file://, the directory objects are renamed into
+}
+
+// syncDir makes the renames of file:// objects durable: fsync of the
+// directory that key landed in. Other backends need nothing.
+func (s *Store) syncDir(key string) error {
+	if s.dir == "" {
+		return nil
+	}
+	d, err := os.Open(filepath.Dir(filepath.Join(s.dir, key)))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // reportsMD5 tells whether the backend computes an MD5 of every uploaded
@@ -68,6 +85,9 @@ func OpenStore(ctx context.Context, rawURL string) (*Store, error) {
 		return nil, fmt.Errorf("open bucket %s: %w", Redact(rawURL), cleanErr(err))
 	}
 	s := &Store{bucket: b, URL: Redact(rawURL), scheme: u.Scheme}
+	if u.Scheme == "file" {
+		s.dir = filepath.Join(u.Path, u.Query().Get("prefix"))
+	}
 	ok, err := b.IsAccessible(ctx)
 	if err != nil {
 		b.Close()
@@ -80,10 +100,10 @@ func OpenStore(ctx context.Context, rawURL string) (*Store, error) {
 	return s, nil
 }
 
-// withDefaults adds etcdops' defaults to a bucket URL. For file:// it is
+// withDefaults adds etcdops' defaults to a bucket URL. For file:// they are
 // metadata=skip: gocloud's attribute files beside every object are not
 // needed (manifests hold what matters) and would double the files that
-// listing has to read.
+// listing has to read; and no_tmp_dir (see below).
 func withDefaults(u *url.URL) *url.URL {
 	if u.Scheme != "file" {
 		return u
@@ -91,6 +111,11 @@ func withDefaults(u *url.URL) *url.URL {
 	q := u.Query()
 	if !q.Has("metadata") {
 		q.Set("metadata", "skip")
+	}
+	// Temporary files beside their targets: in os.TempDir() (fileblob's
+	// default) the final rename fails when the bucket is on another disk.
+	if !q.Has("no_tmp_dir") {
+		q.Set("no_tmp_dir", "true")
 	}
 	v := *u
 	v.RawQuery = q.Encode()

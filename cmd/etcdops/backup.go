@@ -85,7 +85,7 @@ func backupSaveCommand() *cli.Command {
 		&cli.BoolFlag{Name: "compress", Usage: "compress with zstd (.zst)"},
 		&cli.StringSliceFlag{Name: "age-recipient", Usage: "encrypt with age to public key `AGE1…` (repeatable; .age)"},
 		&cli.StringFlag{Name: "age-recipients-file", Usage: "encrypt to the age public keys in `FILE`, one per line"},
-		flagSpool, flagQuiet, flagLogLevel, flagOutput,
+		flagQuiet, flagLogLevel, flagOutput,
 	)
 	flags = append(flags, keepFlags()...)
 	return &cli.Command{
@@ -133,7 +133,7 @@ func backupSaveCommand() *cli.Command {
 			defer store.Close()
 			m, err := backup.Save(c.Context, store, backup.SaveConfig{
 				Endpoints: ccfg.Endpoints, Dial: dialer(ccfg), Member: c.String("member"), Tag: c.String("tag"),
-				Codec: codec, SpoolDir: c.String("spool-dir"), CommandTimeout: ccfg.CommandTimeout,
+				Codec: codec, CommandTimeout: ccfg.CommandTimeout,
 				Progress: newProgress(c.Bool("quiet")), Logger: lg, EtcdopsVersion: etcdopsVersion(),
 			})
 			if err != nil {

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Benchmarks `etcdops backup save` against stock `etcdctl snapshot save` to
+# local disk, on the same member (stock etcd 3.6.16, real fsync) in one run:
+# throughput to file:// and to MinIO on loopback, with zstd and with age,
+# and peak RSS, for each database size. Prints a markdown table.
+#
+#   bench/backup.sh                       # 100 MiB and 1 GiB databases, 3 rounds
+#   BENCH_SIZES_MIB="100" BENCH_ROUNDS=1 bench/backup.sh   # quick
+#
+# Everything it starts is stopped on exit; its data lives in a temp dir.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+sizes=${BENCH_SIZES_MIB:-100 1024}
+rounds=${BENCH_ROUNDS:-3}
+tools=$(cd "$root" && scripts/tools.sh | tail -n 1)
+command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time; }
+
+work=$(mktemp -d /tmp/etcdops-bench-backup.XXXXXX)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+(cd "$root" && go build -o "$work/etcdops" ./cmd/etcdops && go build -o "$work/age-keygen" filippo.io/age/cmd/age-keygen)
+"$work/age-keygen" -o "$work/age.key" 2>/dev/null
+recipient=$(grep -o 'age1[0-9a-z]*' "$work/age.key" | head -n 1)
+
+freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+
+# MinIO with one bucket.
+mport=$(freeport)
+export AWS_ACCESS_KEY_ID=benchadmin AWS_SECRET_ACCESS_KEY=benchadmin-secret
+MINIO_ROOT_USER=$AWS_ACCESS_KEY_ID MINIO_ROOT_PASSWORD=$AWS_SECRET_ACCESS_KEY \
+	"$tools/minio" server --quiet --address "127.0.0.1:$mport" --console-address "127.0.0.1:$(freeport)" "$work/minio" >"$work/minio.log" 2>&1 &
+pids+=($!)
+until curl -sf "http://127.0.0.1:$mport/minio/health/live" >/dev/null; do sleep 0.2; done
+curl -sf -X PUT --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" --aws-sigv4 "aws:amz:us-east-1:s3" "http://127.0.0.1:$mport/bench" >/dev/null
+s3url="s3://bench?endpoint=http://127.0.0.1:$mport&use_path_style=true&region=us-east-1&disable_https=true"
+
+# run LABEL CMD...: prints "seconds peak_rss_kib" of one run.
+measure() {
+	/usr/bin/time -f "%e %M" -o "$work/time" "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
+	cat "$work/time"
+}
+
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+echo "| DB | run | MiB/s (median of $rounds) | ratio to etcdctl | peak RSS MiB (max) |"
+echo "|---|---|---|---|---|"
+for mib in $sizes; do
+	cport=$(freeport) pport=$(freeport)
+	"$tools/etcd" --name bench --data-dir "$work/etcd" --listen-client-urls "http://127.0.0.1:$cport" \
+		--advertise-client-urls "http://127.0.0.1:$cport" --listen-peer-urls "http://127.0.0.1:$pport" \
+		--initial-advertise-peer-urls "http://127.0.0.1:$pport" --initial-cluster "bench=http://127.0.0.1:$pport" \
+		--quota-backend-bytes $((8 << 30)) --log-level error >"$work/etcd.log" 2>&1 &
+	etcd_pid=$!
+	pids+=($etcd_pid)
+	ep="http://127.0.0.1:$cport"
+	until "$tools/etcdctl" --endpoints "$ep" endpoint health >/dev/null 2>&1; do sleep 0.2; done
+	# Fill with random (incompressible) 64 KiB values.
+	"$tools/benchmark" --endpoints "$ep" --conns 8 --clients 8 put --key-size 16 --val-size 65536 \
+		--total $((mib * 16)) --sequential-keys >/dev/null 2>&1
+	dbsize=$("$tools/etcdctl" --endpoints "$ep" endpoint status -w json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["Status"]["dbSize"])')
+	dbmib=$(awk -v b="$dbsize" 'BEGIN {printf "%.0f", b/1048576}')
+
+	declare -A secs=() rss=()
+	runs=(etcdctl file file+zstd file+age minio)
+	for ((r = 0; r < rounds; r++)); do
+		for run in "${runs[@]}"; do
+			rm -rf "$work/bucket" "$work/stock.db" && mkdir -p "$work/bucket"
+			case $run in
+			etcdctl) out=$(measure "$tools/etcdctl" --endpoints "$ep" snapshot save "$work/stock.db") ;;
+			file) out=$(measure "$work/etcdops" backup save --endpoints "$ep" --to "file://$work/bucket" --tag b --quiet) ;;
+			file+zstd) out=$(measure "$work/etcdops" backup save --endpoints "$ep" --to "file://$work/bucket" --tag b --quiet --compress) ;;
+			file+age) out=$(measure "$work/etcdops" backup save --endpoints "$ep" --to "file://$work/bucket" --tag b --quiet --age-recipient "$recipient") ;;
+			minio) out=$(measure "$work/etcdops" backup save --endpoints "$ep" --to "$s3url" --tag "b$r" --quiet) ;;
+			esac
+			read -r s k <<<"$out"
+			secs[$run]+="$s "
+			prev=${rss[$run]:-0}
+			rss[$run]=$((k > prev ? k : prev))
+		done
+	done
+	base=$(echo "${secs[etcdctl]}" | tr ' ' '\n' | grep . | median)
+	for run in "${runs[@]}"; do
+		med=$(echo "${secs[$run]}" | tr ' ' '\n' | grep . | median)
+		awk -v db="$dbmib" -v run="$run" -v s="$med" -v b="$base" -v k="${rss[$run]}" \
+			'BEGIN {printf "| %d MiB | %s | %.0f | %.2f | %.0f |\n", db, run, db/s, b/s, k/1024}'
+	done
+	kill "$etcd_pid" && wait "$etcd_pid" 2>/dev/null || true
+	rm -rf "$work/etcd"
+	unset secs rss
+done
