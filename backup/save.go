@@ -103,6 +103,7 @@ func Save(ctx context.Context, store *Store, cfg SaveConfig) (*Manifest, error) 
 	lg.Info("taking snapshot", zap.String("member", src.Name), zap.String("endpoint", src.Endpoint),
 		zap.String("to", store.URL+"/"+name.String()))
 
+	cfg.Logger = lg
 	m, err := stream(ctx, store, scli, name, src, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("save %s: %w", name, err)
@@ -167,7 +168,8 @@ func stream(ctx context.Context, store *Store, cli *clientv3.Client, name Name, 
 		defer cfg.Progress.Done()
 	}
 	scanner := &revisionScanner{}
-	if _, err := io.Copy(io.MultiWriter(trailer, scanner, enc), in); err != nil {
+	began := time.Now()
+	if _, err := copyFanout(in, []io.Writer{trailer, scanner}, []io.Writer{enc}); err != nil {
 		return nil, fmt.Errorf("stream from %s: %w", src.Endpoint, err)
 	}
 	if err := trailer.Check(); err != nil {
@@ -190,12 +192,14 @@ func stream(ctx context.Context, store *Store, cli *clientv3.Client, name Name, 
 		return nil, err
 	}
 
+	streamed := time.Now()
 	if file != nil {
 		// fileblob renames without syncing; a snapshot must survive a crash.
 		if err := file.Sync(); err != nil {
 			return nil, fmt.Errorf("fsync %s: %w", name, err)
 		}
 	}
+	cfg.Logger.Debug("snapshot streamed", zap.Duration("stream", streamed.Sub(began)), zap.Duration("fsync", time.Since(streamed)))
 	committed = true
 	if err := w.Close(); err != nil {
 		return nil, fmt.Errorf("upload to %s: %w", store.URL, cleanErr(err))

@@ -28,6 +28,7 @@ func newLogger(level string) (*zap.Logger, error) {
 		cfg.DisableStacktrace = true
 		cfg.DisableCaller = true
 	}
+	cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder // as etcd's logs
 	cfg.Level = zap.NewAtomicLevelAt(lvl)
 	cfg.Sampling = nil
 	cfg.OutputPaths, cfg.ErrorOutputPaths = []string{"stderr"}, []string{"stderr"}
