@@ -7,15 +7,8 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
-	"gocloud.dev/blob"
 
-	// Bucket drivers for --backups.
-	_ "gocloud.dev/blob/azureblob"
-	_ "gocloud.dev/blob/fileblob"
-	_ "gocloud.dev/blob/gcsblob"
-	_ "gocloud.dev/blob/memblob"
-	_ "gocloud.dev/blob/s3blob"
-
+	"github.com/etcdops/etcdops/backup"
 	"github.com/etcdops/etcdops/health"
 )
 
@@ -71,12 +64,12 @@ func runHealth(c *cli.Context) error {
 		return healthUsage(fmt.Errorf("health: %w", err))
 	}
 	if raw := c.String("backups"); raw != "" {
-		bucket, err := blob.OpenBucket(c.Context, raw)
+		store, err := backup.OpenStore(c.Context, raw)
 		if err != nil {
-			return healthUsage(fmt.Errorf("health: --backups %s: %w", opts.BackupURL, err))
+			return healthUsage(fmt.Errorf("health: --backups: %w", err))
 		}
-		defer bucket.Close()
-		opts.Backups = &health.BucketSource{Bucket: bucket}
+		defer store.Close()
+		opts.Backups = &health.StoreSource{Store: store}
 	}
 	report, err := health.Check(c.Context, opts)
 	if err != nil {
