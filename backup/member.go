@@ -23,69 +23,102 @@ type Source struct {
 	IsLeader bool
 }
 
-// statusClient is the part of an etcd client PickSource uses.
-type statusClient interface {
-	Status(ctx context.Context, endpoint string) (*clientv3.StatusResponse, error)
-	MemberList(ctx context.Context, opts ...clientv3.OpOption) (*clientv3.MemberListResponse, error)
-}
-
 // PickSource chooses the member to take a snapshot from among endpoints:
 // the one named member when given (which must be a voting member), else
 // the voting member that has applied the most, preferring a follower to
 // the leader on a tie so that the leader keeps its disk and network for
 // raft. Learners are never chosen: they may lag without bound.
-func PickSource(ctx context.Context, cli statusClient, endpoints []string, member string, timeout time.Duration) (Source, error) {
+func PickSource(ctx context.Context, dial Dialer, endpoints []string, member string, timeout time.Duration) (Source, error) {
+	cli, err := dial(endpoints...)
+	if err != nil {
+		return Source{}, err
+	}
+	defer cli.Close()
+	var voters []Source
+	var errs []error
+	learners := 0
+	for _, ep := range endpoints {
+		s, err := status(ctx, cli, ep, timeout)
+		switch {
+		case err != nil:
+			errs = append(errs, err)
+		case s.learner:
+			learners++
+		default:
+			voters = append(voters, s.Source)
+		}
+	}
+	if len(voters) == 0 {
+		if learners > 0 {
+			return Source{}, fmt.Errorf("no voting member among %s: only learners answered", strings.Join(endpoints, ","))
+		}
+		return Source{}, fmt.Errorf("no voting member reachable: %w", errors.Join(errs...))
+	}
+	// Learners refuse the member list; a voter answers it.
+	mcli, err := dial(voters[0].Endpoint)
+	if err != nil {
+		return Source{}, err
+	}
+	defer mcli.Close()
 	lctx, cancel := context.WithTimeout(ctx, timeout)
-	members, err := cli.MemberList(lctx)
+	members, err := mcli.MemberList(lctx)
 	cancel()
 	if err != nil {
-		return Source{}, fmt.Errorf("member list from %s: %w", strings.Join(endpoints, ","), err)
+		return Source{}, fmt.Errorf("member list from %s: %w", voters[0].Endpoint, err)
 	}
 	names := map[uint64]string{}
-	named := false
 	for _, m := range members.Members {
 		names[m.ID] = m.Name
-		if member != "" && m.Name == member {
-			if m.IsLearner {
-				return Source{}, fmt.Errorf("--member %s: is a learner; snapshots are taken from voting members", member)
-			}
-			if len(m.ClientURLs) == 0 {
-				return Source{}, fmt.Errorf("--member %s: has no client URLs (not started yet?)", member)
-			}
-			named = true
-			endpoints = m.ClientURLs[:1]
+	}
+	if member != "" {
+		return namedSource(ctx, cli, members, member, timeout)
+	}
+	best := voters[0]
+	for _, s := range voters[1:] {
+		if s.Revision > best.Revision || s.Revision == best.Revision && best.IsLeader && !s.IsLeader {
+			best = s
 		}
 	}
-	if member != "" && !named {
-		return Source{}, fmt.Errorf("--member %s: no such member in the cluster", member)
-	}
+	best.Name = names[best.ID]
+	return best, nil
+}
 
-	var best *Source
-	var errs []error
-	for _, ep := range endpoints {
-		sctx, cancel := context.WithTimeout(ctx, timeout)
-		st, err := cli.Status(sctx, ep)
-		cancel()
+// namedSource returns the member called name, which must be a voter.
+func namedSource(ctx context.Context, cli *clientv3.Client, members *clientv3.MemberListResponse, name string, timeout time.Duration) (Source, error) {
+	for _, m := range members.Members {
+		if m.Name != name {
+			continue
+		}
+		if m.IsLearner {
+			return Source{}, fmt.Errorf("--member %s: is a learner; snapshots are taken from voting members", name)
+		}
+		if len(m.ClientURLs) == 0 {
+			return Source{}, fmt.Errorf("--member %s: has no client URLs (not started yet?)", name)
+		}
+		s, err := status(ctx, cli, m.ClientURLs[0], timeout)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", ep, err))
-			continue
+			return Source{}, fmt.Errorf("--member %s: %w", name, err)
 		}
-		if st.IsLearner {
-			continue
-		}
-		s := Source{
-			Endpoint: ep, ID: st.Header.MemberId, Name: names[st.Header.MemberId], ClusterID: st.Header.ClusterId,
-			Version: st.Version, DBSize: st.DbSize, Revision: st.Header.Revision, IsLeader: st.Leader == st.Header.MemberId,
-		}
-		if best == nil || s.Revision > best.Revision || s.Revision == best.Revision && best.IsLeader && !s.IsLeader {
-			best = &s
-		}
+		s.Name = name
+		return s.Source, nil
 	}
-	if best == nil {
-		if len(errs) > 0 {
-			return Source{}, fmt.Errorf("no voting member reachable: %w", errors.Join(errs...))
-		}
-		return Source{}, fmt.Errorf("no voting member among %s", strings.Join(endpoints, ","))
+	return Source{}, fmt.Errorf("--member %s: no such member in the cluster", name)
+}
+
+type memberStatus struct {
+	Source
+	learner bool
+}
+
+func status(ctx context.Context, cli *clientv3.Client, ep string, timeout time.Duration) (memberStatus, error) {
+	sctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	st, err := cli.Status(sctx, ep)
+	if err != nil {
+		return memberStatus{}, fmt.Errorf("%s: %w", ep, err)
 	}
-	return *best, nil
+	return memberStatus{learner: st.IsLearner, Source: Source{
+		Endpoint: ep, ID: st.Header.MemberId, ClusterID: st.Header.ClusterId, Version: st.Version,
+		DBSize: st.DbSize, Revision: st.Header.Revision, IsLeader: st.Leader == st.Header.MemberId,
+	}}, nil
 }

@@ -70,12 +70,7 @@ func Save(ctx context.Context, store *Store, cfg SaveConfig) (*Manifest, error) 
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	cli, err := cfg.Dial(cfg.Endpoints...)
-	if err != nil {
-		return nil, err
-	}
-	src, err := PickSource(ctx, cli, cfg.Endpoints, cfg.Member, cfg.CommandTimeout)
-	cli.Close()
+	src, err := PickSource(ctx, cfg.Dial, cfg.Endpoints, cfg.Member, cfg.CommandTimeout)
 	if err != nil {
 		return nil, err
 	}

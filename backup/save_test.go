@@ -305,3 +305,36 @@ func TestMemberKilledMidStreamLeavesNothing(t *testing.T) {
 	t.Logf("save failed as it should: %v", err)
 	assertEmpty(t, dir)
 }
+
+func TestPickSourceNeverALearner(t *testing.T) {
+	c := etcdtest.StartEmbedded(t, 1)
+	cli := c.Client()
+	fill(t, cli, "k", 10, 10)
+	// Add a learner and start it as an in-process member.
+	spec := etcdtest.Specs(t, 1, t.TempDir())[0]
+	spec.Name = "learner"
+	ctx := context.Background()
+	if _, err := cli.MemberAddAsLearner(ctx, []string{spec.PeerURL}); err != nil {
+		t.Fatal(err)
+	}
+	spec.InitialCluster = c.Members[0].Spec.Name + "=" + c.Members[0].Spec.PeerURL + ",learner=" + spec.PeerURL
+	spec.ClusterState = "existing"
+	spec.Token = c.Members[0].Spec.Token
+	learner := etcdtest.StartEmbeddedSpecs(t, []etcdtest.MemberSpec{spec})
+	eps := append(c.Endpoints(), learner.Endpoints()...)
+	store := openStore(t, "mem://")
+
+	_, err := backup.Save(ctx, store, backup.SaveConfig{Endpoints: eps, Dial: dialer(t), CommandTimeout: 5 * time.Second, Member: "learner"})
+	if err == nil || !strings.Contains(err.Error(), "--member learner: is a learner") {
+		t.Errorf("naming a learner: %v", err)
+	}
+	// Given only the learner's endpoint, no voting member is reachable.
+	_, err = backup.Save(ctx, store, backup.SaveConfig{Endpoints: learner.Endpoints(), Dial: dialer(t), CommandTimeout: 5 * time.Second})
+	if err == nil || !strings.Contains(err.Error(), "no voting member") {
+		t.Errorf("only a learner's endpoint: %v", err)
+	}
+	m, err := backup.Save(ctx, store, backup.SaveConfig{Endpoints: eps, Dial: dialer(t), CommandTimeout: 5 * time.Second})
+	if err != nil || m.MemberName != c.Members[0].Spec.Name {
+		t.Errorf("with a learner among the endpoints: %v, from %q", err, m.MemberName)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/etcdops/etcdops/internal/etcdtest"
+	"github.com/etcdops/etcdops/internal/objtest"
 )
 
 // runEtcdops runs the etcdops binary and returns stdout, stderr and the exit code.
@@ -123,4 +124,37 @@ func errorf(format string, args ...any) error { return fmt.Errorf(format, args..
 func waitNextSecond() {
 	now := time.Now()
 	time.Sleep(now.Truncate(time.Second).Add(time.Second).Sub(now))
+}
+
+func TestMain(m *testing.M) { objtest.Main(m) }
+
+// TestBackupCredentialsStayOutOfOutput saves to MinIO with a wrong secret
+// key and to a missing bucket: clear errors, no secret anywhere.
+func TestBackupCredentialsStayOutOfOutput(t *testing.T) {
+	c := etcdtest.StartEmbedded(t, 1)
+	s3 := objtest.S3(t)
+	bucket := s3.NewBucket(t)
+	ep := "--endpoints=" + c.Endpoints()[0]
+	const secret = "wrong-secret-key-1234567890"
+	wrong := []string{"AWS_SECRET_ACCESS_KEY=" + secret}
+	out, errOut, code := runEtcdops(t, wrong, "backup", "save", ep, "--to", bucket)
+	if code != 1 || strings.Contains(out+errOut, secret) {
+		t.Errorf("wrong credentials: exit %d, output:\n%s%s", code, out, errOut)
+	}
+	missing := strings.Replace(bucket, "s3://", "s3://no-such-bucket-", 1)
+	_, errOut, code = runEtcdops(t, nil, "backup", "save", ep, "--to", missing)
+	if code != 1 || !strings.Contains(errOut, "does not exist") {
+		t.Errorf("missing bucket: exit %d, stderr:\n%s", code, errOut)
+	}
+	// And with the right ones, the log and the manifest hold no secret.
+	out, errOut, code = runEtcdops(t, s3.Env, "backup", "save", ep, "--to", bucket, "-w", "json", "--log-level", "debug")
+	if code != 0 {
+		t.Fatalf("save: %s", errOut)
+	}
+	for _, kv := range s3.Env {
+		_, v, _ := strings.Cut(kv, "=")
+		if strings.Contains(out+errOut, v) {
+			t.Errorf("output shows the value of %s", kv[:strings.Index(kv, "=")])
+		}
+	}
 }
