@@ -18,12 +18,22 @@ func openFrom(c *cli.Context) (*backup.Store, error) {
 	return backup.OpenStore(c.Context, c.String("from"))
 }
 
-// findSnapshot resolves the NAME|latest argument (default latest).
-func findSnapshot(c *cli.Context, store *backup.Store) (backup.Snapshot, error) {
+// openSnapshot opens the bucket of --from and resolves the NAME|latest
+// argument (default latest) in it. The caller closes the store.
+func openSnapshot(c *cli.Context) (*backup.Store, backup.Snapshot, error) {
 	if c.NArg() > 1 {
-		return backup.Snapshot{}, usageError(fmt.Errorf("unexpected argument %q: expected one snapshot NAME or latest", c.Args().Get(1)))
+		return nil, backup.Snapshot{}, usageError(fmt.Errorf("unexpected argument %q: expected one snapshot NAME or latest", c.Args().Get(1)))
 	}
-	return store.Find(c.Context, c.Args().First(), c.String("tag"))
+	store, err := openFrom(c)
+	if err != nil {
+		return nil, backup.Snapshot{}, err
+	}
+	snap, err := store.Find(c.Context, c.Args().First(), c.String("tag"))
+	if err != nil {
+		store.Close()
+		return nil, backup.Snapshot{}, err
+	}
+	return store, snap, nil
 }
 
 func backupListCommand() *cli.Command {
@@ -107,15 +117,11 @@ func backupVerifyCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			store, err := openFrom(c)
+			store, snap, err := openSnapshot(c)
 			if err != nil {
 				return err
 			}
 			defer store.Close()
-			snap, err := findSnapshot(c, store)
-			if err != nil {
-				return err
-			}
 			res, err := backup.Verify(c.Context, store, snap, backup.VerifyConfig{Identities: ids, RestoreTest: c.Bool("restore-test"),
 				SpoolDir: c.String("spool-dir"), Progress: newProgress(c.Bool("quiet")), Logger: lg})
 			if err != nil {
@@ -164,15 +170,11 @@ func backupFetchCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			store, err := openFrom(c)
+			store, snap, err := openSnapshot(c)
 			if err != nil {
 				return err
 			}
 			defer store.Close()
-			snap, err := findSnapshot(c, store)
-			if err != nil {
-				return err
-			}
 			if err := backup.Fetch(c.Context, store, snap, ids, c.String("to"), c.Bool("force"), newProgress(c.Bool("quiet"))); err != nil {
 				return err
 			}
