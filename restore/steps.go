@@ -1,0 +1,60 @@
+package restore
+
+import (
+	"fmt"
+	"strings"
+)
+
+// NextSteps lists what an operator does after Run: copy the data dirs to
+// their hosts, start every member, and check the cluster.
+func NextSteps(p *Plan, res *Result) []string {
+	targets := p.Targets()
+	var steps []string
+	if len(targets) > 1 {
+		steps = append(steps, "Copy each member's data dir and its .yml/.env files to the member's host, to the same paths "+
+			"(rsync -a keeps their 0700/0600 modes); nothing to copy for members that run on this host.")
+	}
+	steps = append(steps, "Stop anything still running of the old cluster, then start every member of the new one "+
+		"within a few minutes (each waits for a quorum of its peers):")
+	for _, m := range targets {
+		steps = append(steps, fmt.Sprintf("  %s: etcdops serve --config-file %s", m.Name, shellQuote(m.ConfigFile)))
+	}
+	steps = append(steps, "  or under systemd, on each host:")
+	for _, m := range targets {
+		steps = append(steps, "  "+m.Name+": "+systemdCommand(p, m))
+	}
+	var endpoints []string
+	for _, m := range p.Members {
+		endpoints = append(endpoints, m.ClientURLs...)
+	}
+	check := fmt.Sprintf("Check: etcdctl --endpoints=%s endpoint status -w table", strings.Join(endpoints, ","))
+	if p.RevisionBump == 0 {
+		check += fmt.Sprintf("; `etcdctl endpoint hashkv --cluster --rev %d` prints %d for every member", res.Snapshot.Revision, res.Snapshot.KVHash)
+	}
+	steps = append(steps, check+".")
+	return steps
+}
+
+// systemdCommand is the `etcdops systemd unit` command that installs a
+// unit running the member with its restored settings.
+func systemdCommand(p *Plan, m Member) string {
+	args := []string{"etcdops", "systemd", "unit", "--install"}
+	for _, s := range p.settings(m) {
+		if s.value == "true" {
+			args = append(args, "--"+s.flag)
+			continue
+		}
+		args = append(args, "--"+s.flag, shellQuote(s.value))
+	}
+	return strings.Join(args, " ")
+}
+
+// shellQuote quotes s for a POSIX shell where it needs quoting.
+func shellQuote(s string) string {
+	if s != "" && !strings.ContainsFunc(s, func(r rune) bool {
+		return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("-_.,:/=@+%", r))
+	}) {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
