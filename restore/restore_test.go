@@ -19,6 +19,7 @@ import (
 	"go.etcd.io/etcd/etcdutl/v3/snapshot"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/snap"
 
+	"github.com/etcdops/etcdops/backup"
 	"github.com/etcdops/etcdops/internal/etcdtest"
 )
 
@@ -258,6 +259,11 @@ func TestRunLeavesNothingOnFailureAndCleansUpAfterACrash(t *testing.T) {
 	if got := entries(t, dir); !reflect.DeepEqual(got, []string{"a.env", "a.etcd", "a.yml", "b.env", "b.etcd", "b.yml"}) {
 		t.Errorf("restore left %v", got)
 	}
+	for _, f := range []string{"a.env", "a.yml"} {
+		if fi, err := os.Stat(filepath.Join(dir, f)); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v, want mode 0600", f, err)
+		}
+	}
 
 	// A second restore refuses the existing data dirs, and with
 	// --move-aside keeps them.
@@ -330,5 +336,59 @@ func TestCorruptSnapshotIsRefused(t *testing.T) {
 	os.WriteFile(raw, broken, 0o600)
 	if _, err := OpenSnapshot(context.Background(), Source{From: raw, SkipHashCheck: true}); err == nil {
 		t.Error("a corrupt database without trailer passed with --skip-hash-check")
+	}
+}
+
+// TestLocalBackupFiles restores from files that `etcdops backup save`
+// stored, copied to local disk: with their manifest, every check of a
+// bucket; without it, decoded by their name.
+func TestLocalBackupFiles(t *testing.T) {
+	c := etcdtest.StartEmbedded(t, 1)
+	cli := c.Client()
+	for i := 0; i < 20; i++ {
+		etcdtest.Put(t, cli, fmt.Sprintf("k%02d", i), "v")
+	}
+	dir := t.TempDir()
+	store, err := backup.OpenStore(context.Background(), "file://"+dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	save := func(codec backup.Codec) string {
+		m, err := backup.Save(context.Background(), store, backup.SaveConfig{Endpoints: c.Endpoints(), Codec: codec, Tag: "local",
+			CommandTimeout: 5 * time.Second, Now: func() time.Time { return time.Now().Add(time.Duration(len(codec.Ext())) * time.Hour) },
+			Dial: func(eps ...string) (*clientv3.Client, error) {
+				return clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return filepath.Join(dir, m.Name)
+	}
+	plain, zst := save(backup.Codec{}), save(backup.Codec{Compress: true})
+	bare := filepath.Join(t.TempDir(), filepath.Base(zst))
+	os.WriteFile(bare, read(t, zst), 0o600)
+	for _, tt := range []struct {
+		path, encoding string
+		inPlace        bool
+		checks         string
+	}{
+		{plain, "plain", true, "etcd sha256 trailer, manifest sha256, bolt consistency, manifest revision and keys"},
+		{zst, "zstd", false, "stored sha256, etcd sha256 trailer, manifest sha256, bolt consistency, manifest revision and keys"},
+		{bare, "zstd", false, "etcd sha256 trailer, bolt consistency"},
+	} {
+		s := openPlain(t, tt.path)
+		if s.Encoding != tt.encoding || (s.path == tt.path) != tt.inPlace || strings.Join(s.Checks, ", ") != tt.checks || s.Keys != 20 {
+			t.Errorf("%s: encoding %s, read from %s, checks %q, %d keys; want %s, in place %v, %q",
+				filepath.Base(tt.path), s.Encoding, s.path, s.Checks, s.Keys, tt.encoding, tt.inPlace, tt.checks)
+		}
+	}
+	for _, path := range []string{plain, zst} {
+		b := read(t, path)
+		b[len(b)/2] ^= 1
+		os.WriteFile(path, b, 0o600)
+		if _, err := OpenSnapshot(context.Background(), Source{From: path}); err == nil || !strings.Contains(err.Error(), filepath.Base(path)) {
+			t.Errorf("corrupted local backup file: %v", err)
+		}
 	}
 }

@@ -2,6 +2,8 @@ package restore
 
 import (
 	"fmt"
+	"net"
+	"net/url"
 	"strings"
 )
 
@@ -10,7 +12,7 @@ import (
 func NextSteps(p *Plan, res *Result) []string {
 	targets := p.Targets()
 	var steps []string
-	if len(targets) > 1 {
+	if len(targets) > 1 && !allLocal(targets) {
 		steps = append(steps, "Copy each member's data dir and its .yml/.env files to the member's host, to the same paths "+
 			"(rsync -a keeps their 0700/0600 modes); nothing to copy for members that run on this host.")
 	}
@@ -33,6 +35,24 @@ func NextSteps(p *Plan, res *Result) []string {
 	}
 	steps = append(steps, check+".")
 	return steps
+}
+
+// allLocal reports whether every member's peer URL is on a loopback host:
+// all run on this host.
+func allLocal(members []Member) bool {
+	for _, m := range members {
+		for _, raw := range m.PeerURLs {
+			u, err := url.Parse(raw)
+			if err != nil {
+				return false
+			}
+			ip := net.ParseIP(u.Hostname())
+			if u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback()) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // systemdCommand is the `etcdops systemd unit` command that installs a

@@ -174,7 +174,7 @@ func printRestorePlan(w io.Writer, r *restore.Result) {
 		fmt.Fprintf(w, "  checked: %s\n", strings.Join(s.Checks, ", "))
 	} else {
 		fmt.Fprintf(w, "snapshot %s (%s, %s)\n", s.Source, s.Encoding, humanize.IBytes(uint64(s.Size)))
-		fmt.Fprintf(w, "  checked: %s; its database is checked while the data dirs are written\n", strings.Join(s.Checks, ", "))
+		fmt.Fprintf(w, "  checked: %s; its revision, keys and KV hash are read while the data dirs are written\n", strings.Join(s.Checks, ", "))
 	}
 	fmt.Fprintf(w, "new cluster %s, token %s, %d members", p.ClusterID, p.Token, len(p.Members))
 	if p.RevisionBump > 0 {

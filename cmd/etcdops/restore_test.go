@@ -307,6 +307,14 @@ func TestRestoreBadInput(t *testing.T) {
 	if entries, _ := os.ReadDir(filepath.Join(existing, "m0.etcd")); len(entries) != 1 {
 		t.Errorf("the existing data dir changed: %v", entries)
 	}
+	// A dry run checks everything, prints the plan and writes nothing.
+	out, errOut, code := runEtcdops(t, nil, append(base, "--from", plain, "--initial-cluster", cluster, "--dry-run")...)
+	if code != 0 || !strings.Contains(out, "dry run: nothing written") || !strings.Contains(out, "5 keys") {
+		t.Errorf("dry run: exit %d\n%s%s", code, out, errOut)
+	}
+	if entries, _ := os.ReadDir(target); len(entries) > 0 {
+		t.Errorf("a dry run wrote %v", entries)
+	}
 }
 
 // tmpfs mounts a tmpfs with options for the test, or returns "" where the
@@ -386,4 +394,20 @@ func list(t *testing.T, dir string) []string {
 		names = append(names, e.Name())
 	}
 	return names
+}
+
+// TestRestoreWalkthroughExample runs examples/restore/walkthrough.sh, the
+// disaster recovery of README.md on one machine.
+func TestRestoreWalkthroughExample(t *testing.T) {
+	var ports []string
+	for i := 0; i < 6; i++ {
+		ports = append(ports, strings.Split(etcdtest.FreeAddr(t), ":")[1])
+	}
+	cmd := exec.Command("bash", filepath.Join("..", "..", "examples", "restore", "walkthrough.sh"))
+	cmd.Env = append(os.Environ(), "ETCDOPS="+etcdtest.EtcdopsBin(t), "ETCDCTL="+etcdtest.Tool(t, "etcdctl"),
+		"PORTS="+strings.Join(ports, " "), "WORK="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.HasSuffix(string(out), "restored cluster serves every key and takes writes\n") {
+		t.Fatalf("walkthrough: %v\n%s", err, out)
+	}
 }
