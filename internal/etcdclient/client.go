@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -147,12 +148,14 @@ func (c *Config) tlsConfig() (*tls.Config, error) {
 	return cfg, nil
 }
 
-// New connects a client. The caller closes it.
-func New(c *Config, lg *zap.Logger) (*clientv3.Client, error) {
+// New connects a client. The caller closes it. Extra gRPC dial options
+// tune the connection, such as flow-control windows for long streams.
+func New(c *Config, lg *zap.Logger, opts ...grpc.DialOption) (*clientv3.Client, error) {
 	cfg, err := c.ClientConfig(lg)
 	if err != nil {
 		return nil, err
 	}
+	cfg.DialOptions = append(cfg.DialOptions, opts...)
 	cli, err := clientv3.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", strings.Join(c.Endpoints, ","), err)
