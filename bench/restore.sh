@@ -9,16 +9,17 @@
 # which the fill does not need) is filled with etcd's `benchmark put` to
 # about BENCH_SIZE_MIB, and saved with stock `etcdctl snapshot save`. Every
 # restore does real fsync. Runs are interleaved (the order alternates
-# between rounds) and each writes fresh data dirs, removed after it.
+# between rounds) and each writes fresh data dirs, removed after it; one
+# untimed round of each first warms the page cache for all of them.
 #
-# Usage: bench/restore.sh                      (1 GiB snapshot, 3 rounds)
+# Usage: bench/restore.sh                      (1 GiB snapshot, 5 rounds)
 #        BENCH_SIZE_MIB=100 BENCH_ROUNDS=1 bench/restore.sh   (quick)
 #        BENCH_XFS=1 bench/restore.sh          (on a loop-mounted XFS with reflink; root, mkfs.xfs)
 #
 # Environment:
 #   ETCDOPS_BIN     etcdops binary to test (default: built from this tree)
 #   BENCH_SIZE_MIB  snapshot size to aim at (default 1024)
-#   BENCH_ROUNDS    rounds (default 3)
+#   BENCH_ROUNDS    timed rounds (default 5)
 #   BENCH_XFS       1: run the restores on a fresh XFS (reflink=1) loop mount
 #   TMPDIR          where everything goes (a real disk, not tmpfs)
 set -euo pipefail
@@ -26,7 +27,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 size_mib=${BENCH_SIZE_MIB:-1024}
-rounds=${BENCH_ROUNDS:-3}
+rounds=${BENCH_ROUNDS:-5}
 xfs=${BENCH_XFS:-0}
 
 say() { echo "bench: $*" >&2; }
@@ -146,6 +147,12 @@ measure() {
 	rm -rf "$dir/out"
 }
 
+say "warm-up round (not counted)"
+for f in stock_one etcdops_three stock_three; do
+	rm -rf "$dir/out" && mkdir "$dir/out"
+	"$f"
+	rm -rf "$dir/out"
+done
 for r in $(seq "$rounds"); do
 	if [ $((r % 2)) = 1 ]; then order="stock_one etcdops_three stock_three"; else order="stock_three etcdops_three stock_one"; fi
 	for f in $order; do measure "$f"; done

@@ -86,9 +86,9 @@ func TestSnapshotFactsAreEtcds(t *testing.T) {
 // TestEqualsEtcdutlRestores restores three members at once and compares
 // each with a stock `etcdutl snapshot restore` of that member: the same
 // WAL byte for byte, the same raft snapshot, and a database with the same
-// contents. (Byte for byte the databases may differ: bolt's free page
-// list is a map, so etcd's own restore does not always lay out pages the
-// same way twice.)
+// contents. (Byte for byte the databases may differ: etcd's backend also
+// commits on a timer, so its own restore does not always lay out bolt's
+// pages the same way twice.)
 func TestEqualsEtcdutlRestores(t *testing.T) {
 	path, _, _ := makeSnapshot(t, 50)
 	s := openPlain(t, path)

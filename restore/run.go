@@ -63,8 +63,8 @@ type MemberResult struct {
 }
 
 // walReserve is the room a member needs besides its database: etcd
-// preallocates 64 MB WAL segments.
-const walReserve = 65 << 20
+// preallocates a 64 MB WAL segment, and a spare one beside it.
+const walReserve = 129 << 20
 
 func (o Options) logger() *zap.Logger {
 	if o.Logger == nil {
@@ -121,7 +121,7 @@ func Check(p *Plan, s *Snapshot, opts Options) (*Result, error) {
 	}
 	for fsid, n := range need {
 		if free[fsid] < n && !opts.skipSpaceCheck {
-			return nil, fmt.Errorf("not enough space on the filesystem of %s: %s free, the data dirs need %s (database %s and WAL %s per member)",
+			return nil, fmt.Errorf("not enough space on the filesystem of %s: %s free, the data dirs need %s (database %s and WALs %s per member)",
 				where[fsid], humanize.IBytes(uint64(free[fsid])), humanize.IBytes(uint64(n)), humanize.IBytes(uint64(s.Size)), humanize.IBytes(walReserve))
 		}
 	}
@@ -180,8 +180,11 @@ func checkTarget(path string, want []byte, moveAside bool, stamp string, mr *Mem
 // others are written by etcd's restore from a tiny seed database, which
 // gives them their own WAL and raft snapshot, and then receive a reflink or
 // copy of the first member's database: etcd's restore writes the same
-// database for every member of one initial cluster, byte for byte, so the
-// result is that of one full restore per member at the cost of one.
+// database contents for every member of one initial cluster (often byte for
+// byte; etcd's backend also commits on a timer, so bolt's page layout can
+// vary between runs), so the result is that of
+// one full restore per member at the cost of one. Each data dir is checked
+// on another goroutine as soon as it is written.
 func Run(ctx context.Context, p *Plan, s *Snapshot, opts Options) (*Result, error) {
 	start := time.Now()
 	res, err := Check(p, s, opts)

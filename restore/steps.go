@@ -21,7 +21,8 @@ func NextSteps(p *Plan, res *Result) []string {
 	for _, m := range targets {
 		steps = append(steps, fmt.Sprintf("  %s: etcdops serve --config-file %s", m.Name, shellQuote(m.ConfigFile)))
 	}
-	steps = append(steps, "  or under systemd, on each host:")
+	steps = append(steps, "  or under systemd, on each host (the unit runs as user etcd: `chown -R etcd:etcd` its data dir first, "+
+		"unless the data dir is under /var/lib, which systemd hands to it):")
 	for _, m := range targets {
 		steps = append(steps, "  "+m.Name+": "+systemdCommand(p, m))
 	}

@@ -22,8 +22,9 @@ unless --config-dir says otherwise; data dirs are written with absolute paths.
 SOURCE is a local snapshot file (as 'etcdctl snapshot save' writes it, or as 'etcdops backup save'
 stored it, with its <file>.json manifest beside it; .zst and .age files are decoded) or a bucket URL
 with --snapshot NAME|latest. Before anything is written the snapshot is checked: etcd's sha256
-trailer, the manifest's sha256s, bolt's consistency check and its revision and key count; then the
-plan is printed, and --dry-run stops there.
+trailer, the manifest's sha256s and bolt's consistency check; then the plan is printed, and --dry-run
+stops there. Its revision, key count (against the manifest's) and KV hash are read while the data
+dirs are written; after writing, each data dir is checked against them and the plan.
 
 A member's client URL is its peer URL's scheme and host with port 2379 unless --client-urls gives
 it; members listen on the advertised addresses (on 0.0.0.0 for host names). The token defaults to a
