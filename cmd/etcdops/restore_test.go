@@ -411,3 +411,49 @@ func TestRestoreWalkthroughExample(t *testing.T) {
 		t.Fatalf("walkthrough: %v\n%s", err, out)
 	}
 }
+
+// TestRestoreWithTLS restores members that serve clients and peers over
+// TLS: the generated configs carry the certificates, `etcdops serve`
+// accepts them, and the members form their cluster.
+func TestRestoreWithTLS(t *testing.T) {
+	src := etcdtest.StartEmbedded(t, 1)
+	want := fillKnown(t, src.Endpoints(), 10)
+	snap := filepath.Join(t.TempDir(), "snap.db")
+	etcdtest.Etcdctl(t, src.Endpoints(), "snapshot", "save", snap)
+	src.Stop()
+
+	ca := etcdtest.NewCA(t)
+	var peers, clients []string
+	for i := 0; i < 3; i++ {
+		ca.Issue(t, fmt.Sprintf("m%d", i))
+		peers = append(peers, fmt.Sprintf("m%d=https://%s", i, etcdtest.FreeAddr(t)))
+		clients = append(clients, fmt.Sprintf("m%d=https://%s", i, etcdtest.FreeAddr(t)))
+	}
+	client := ca.Issue(t, "client")
+	cert, key := filepath.Join(ca.Dir, "{name}.pem"), filepath.Join(ca.Dir, "{name}-key.pem")
+	res := runRestore(t, nil, "--from", snap, "--initial-cluster", strings.Join(peers, ","), "--client-urls", strings.Join(clients, ","),
+		"--data-dir-template", filepath.Join(t.TempDir(), "{name}"),
+		"--cert-file", cert, "--key-file", key, "--trusted-ca-file", ca.CertFile, "--client-cert-auth",
+		"--peer-cert-file", cert, "--peer-key-file", key, "--peer-trusted-ca-file", ca.CertFile, "--peer-client-cert-auth")
+
+	var procs []*etcdtest.Process
+	var endpoints []string
+	for _, m := range res.Cluster.Members {
+		tls := &etcdtest.TLSFiles{CAFile: ca.CertFile, CertFile: client.CertFile, KeyFile: client.KeyFile}
+		p := &etcdtest.Process{Binary: etcdtest.EtcdopsBin(t), Command: []string{"serve", "--config-file", m.ConfigFile},
+			Spec: etcdtest.MemberSpec{Name: m.Name, ClientURL: m.ClientURLs[0], TLS: tls}}
+		p.StartRaw(t)
+		procs = append(procs, p)
+		endpoints = append(endpoints, m.ClientURLs[0])
+	}
+	for _, p := range procs {
+		p.WaitHealthy(t, 60*time.Second)
+	}
+	tlsFlags := []string{"--cacert=" + ca.CertFile, "--cert=" + client.CertFile, "--key=" + client.KeyFile}
+	for k, v := range want {
+		if got := etcdtest.Etcdctl(t, endpoints, append(tlsFlags, "get", k, "--print-value-only")...); got != v+"\n" {
+			t.Errorf("%s = %q, want %q", k, got, v)
+		}
+	}
+	etcdtest.Etcdctl(t, endpoints, append(tlsFlags, "put", "/after-restore", "ok")...)
+}
