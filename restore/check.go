@@ -47,7 +47,8 @@ func boltCheck(path string) (err error) {
 	})
 }
 
-// inspect reads the facts of a snapshot's database in one pass.
+// inspect reads the facts of a snapshot's database: two passes over its
+// key bucket.
 func inspect(ctx context.Context, path string) (Facts, error) {
 	ks, err := readKeySpace(path, math.MaxInt64, contentAndHashKV)
 	if err != nil {
@@ -236,7 +237,7 @@ func userKey(kv []byte) ([]byte, error) {
 // cluster and bootstraps exactly the planned members, the database's
 // consistent index and term match the WAL (as etcd's own verify requires
 // after a restore), and the key space is the snapshot's: its revision (plus
-// any bump) and, with fullHash, its KV hash.
+// any bump) and, with fullHash, every revision's key and value (crc32c).
 func checkDataDir(dir string, p *Plan, m Member, s *Snapshot, fullHash bool) (keySpace, error) {
 	lg := zap.NewNop()
 	w, err := wal.OpenForRead(lg, filepath.Join(dir, "member", "wal"), walpb.Snapshot{})
