@@ -72,6 +72,14 @@ func checkFormat(c *cli.Context) error {
 	return nil
 }
 
+// noArgsAndFormat checks a command that takes no arguments and has -w.
+func noArgsAndFormat(c *cli.Context) error {
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	return checkFormat(c)
+}
+
 func noArgs(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return usageError(fmt.Errorf("unexpected argument %q", c.Args().First()))
@@ -100,10 +108,7 @@ func backupSaveCommand() *cli.Command {
 			backupExitCodes,
 		Flags: flags,
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			if err := checkFormat(c); err != nil {
+			if err := noArgsAndFormat(c); err != nil {
 				return err
 			}
 			ccfg, err := clientConfig(c)

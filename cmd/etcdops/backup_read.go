@@ -43,10 +43,7 @@ func backupListCommand() *cli.Command {
 		UsageText: "etcdops backup list --from URL [--tag TAG] [-w table|json]",
 		Flags:     []cli.Flag{flagFrom, flagTag, flagOutput},
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			if err := checkFormat(c); err != nil {
+			if err := noArgsAndFormat(c); err != nil {
 				return err
 			}
 			store, err := openFrom(c)
@@ -194,10 +191,7 @@ func backupPruneCommand() *cli.Command {
 		Flags: append([]cli.Flag{flagFrom, flagTag, flagOutput, flagLogLevel,
 			&cli.BoolFlag{Name: "dry-run", Usage: "print what would be removed and why, remove nothing"}}, keepFlags()...),
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
-			if err := checkFormat(c); err != nil {
+			if err := noArgsAndFormat(c); err != nil {
 				return err
 			}
 			policy, err := policyFrom(c)

@@ -88,10 +88,7 @@ func restoreCommand() *cli.Command {
 }
 
 func restoreAction(c *cli.Context) error {
-	if err := noArgs(c); err != nil {
-		return err
-	}
-	if err := checkFormat(c); err != nil {
+	if err := noArgsAndFormat(c); err != nil {
 		return err
 	}
 	token := c.String("initial-cluster-token")
