@@ -33,7 +33,8 @@ type revisionScanner struct {
 
 	off  int64  // bytes of the stream consumed
 	base uint64 // the page that win starts with
-	win  []byte // bytes from page base on
+	win  []byte // bytes from page base on, held until they can be decided on
+	buf  []byte // win's buffer
 	err  error
 }
 
@@ -63,6 +64,9 @@ var errLayout = errors.New("snapshot is not a bbolt database etcdops can read")
 // pages may have been reused, so page headers cannot be trusted to skip
 // ahead. A page is a node when its header names its own page id; stale or
 // accidental ones only fill slots that no live branch points to.
+//
+// Pages are read where they lie in p; only a node (or page) that p ends in
+// the middle of is copied, and then topped up with just what it lacks.
 func (s *revisionScanner) Write(p []byte) (int, error) {
 	n := len(p)
 	if s.err != nil || s.off >= s.size && s.pageSize != 0 {
@@ -72,12 +76,48 @@ func (s *revisionScanner) Write(p []byte) (int, error) {
 		p = p[:min(int64(len(p)), s.size-s.off)]
 	}
 	s.off += int64(len(p))
-	s.win = append(s.win, p...)
-	if s.pageSize == 0 && !s.readMeta() {
+	if s.pageSize == 0 {
+		s.hold(p)
+		if s.readMeta() {
+			s.win = s.win[s.scanPages(s.win, false):]
+		}
 		return n, nil
 	}
-	s.scan(false)
+	for len(p) > 0 && s.err == nil {
+		if len(s.win) == 0 {
+			used := s.scanPages(p, false)
+			s.hold(p[used:])
+			break
+		}
+		k := min(s.lacks(), len(p))
+		s.hold(p[:k])
+		p = p[k:]
+		s.win = s.win[s.scanPages(s.win, false):]
+	}
 	return n, nil
+}
+
+// lacks returns how many more bytes the window needs before its first page
+// can be decided on: the rest of that page, or of the node starting there.
+func (s *revisionScanner) lacks() int {
+	if len(s.win) < s.pageSize {
+		return s.pageSize - len(s.win)
+	}
+	return max(s.nodeLen(s.win), s.pageSize) - len(s.win)
+}
+
+// hold appends b to the window, reusing one buffer.
+func (s *revisionScanner) hold(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	if len(s.win)+len(b) > cap(s.win) {
+		if need := len(s.win) + len(b); cap(s.buf) < need {
+			s.buf = make([]byte, 0, max(need, 2*cap(s.buf)))
+		}
+		s.win = append(s.buf[:0], s.win...)
+	}
+	s.win = append(s.win, b...)
 }
 
 // readMeta reads meta page 0, which the stream starts with.
@@ -107,24 +147,24 @@ func (s *revisionScanner) readMeta() bool {
 	return true
 }
 
-// scan summarizes every page whose node is complete in the window; at the
-// end of the database (final) it drops whatever is left.
-func (s *revisionScanner) scan(final bool) {
-	ps := s.pageSize
-	for s.err == nil && len(s.win) >= ps {
-		need := s.nodeLen(s.win)
-		if need > len(s.win) && !final {
+// scanPages summarizes every page at the start of b (page s.base on) whose
+// node is complete in b, and returns the bytes it is done with. At the end
+// of the database (final) it drops what is left.
+func (s *revisionScanner) scanPages(b []byte, final bool) int {
+	ps, used := s.pageSize, 0
+	for s.err == nil && len(b)-used >= ps {
+		w := b[used:]
+		need := s.nodeLen(w)
+		if need > len(w) && !final {
 			break
 		}
-		if need <= len(s.win) && need > 0 {
-			s.summarize(s.win[:need])
+		if need > 0 && need <= len(w) {
+			s.summarize(w[:need])
 		}
-		s.win = s.win[ps:]
+		used += ps
 		s.base++
 	}
-	if len(s.win) == 0 || cap(s.win) > 4*maxNode {
-		s.win = append([]byte(nil), s.win...)
-	}
+	return used
 }
 
 // nodeLen returns the bytes the node at the window's start spans, or 0 if
@@ -237,7 +277,8 @@ func (s *revisionScanner) findKeyBucket(node []byte) error {
 // through the scanner.
 func (s *revisionScanner) Revision() (int64, error) {
 	if s.pageSize != 0 {
-		s.scan(true)
+		s.scanPages(s.win, true)
+		s.win = nil
 	}
 	switch {
 	case s.err != nil:

@@ -90,7 +90,7 @@ func TestRevisionScannerAgreesWithEtcdutl(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: etcdutl status: %v", step.name, err)
 		}
-		for _, chunk := range []int{1, 13, 4096, 32 << 10, len(snap)} {
+		for _, chunk := range []int{1, 13, 4096, 3*4096 + 7, 32 << 10, 256 << 10, len(snap)} {
 			if chunk == 1 && len(snap) > 1<<20 {
 				continue
 			}

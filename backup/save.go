@@ -13,6 +13,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"go.uber.org/zap"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
@@ -114,23 +116,43 @@ func Save(ctx context.Context, store *Store, cfg SaveConfig) (*Manifest, error) 
 	return m, nil
 }
 
+// tuneS3Upload makes an S3 upload start with one part: the AWS transfer
+// manager otherwise reads its first 16 MiB (its multipart threshold) into
+// a growing buffer before it sends anything, which doubles the memory of a
+// streamed upload. gocloud.dev hands out the transfer manager for such
+// changes; everything else gocloud set on it is kept.
+func (s *Store) tuneS3Upload(as func(any) bool) {
+	var tm *transfermanager.Client
+	var client *s3.Client
+	if !as(&tm) || !s.bucket.As(&client) {
+		return
+	}
+	*tm = *transfermanager.New(client, func(o *transfermanager.Options) {
+		o.PartSizeBytes, o.MultipartUploadThreshold = uploadPartSize, uploadPartSize
+		o.Concurrency = uploadConcurrency
+		o.RequestChecksumCalculation = client.Options().RequestChecksumCalculation
+	})
+}
+
 // stream copies the snapshot into the bucket, checks it and reads its
 // revision on the way, and only then lets the object appear.
 func stream(ctx context.Context, store *Store, cli *clientv3.Client, name Name, src Source, cfg SaveConfig) (*Manifest, error) {
-	snap, err := cli.SnapshotWithVersion(ctx)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel() // also ends the snapshot stream
+	snap, err := openSnapshot(wctx, cli)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot from %s: %w", src.Endpoint, err)
 	}
-	defer snap.Snapshot.Close()
-
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var file *os.File // fileblob's temporary file, to fsync
 	w, err := store.bucket.NewWriter(wctx, name.String(), &blob.WriterOptions{
 		ContentType: "application/octet-stream",
 		// Parts in flight bound the memory of multipart uploads.
 		BufferSize: uploadPartSize, MaxConcurrency: uploadConcurrency,
-		BeforeWrite: func(as func(any) bool) error { as(&file); return nil },
+		BeforeWrite: func(as func(any) bool) error {
+			as(&file)
+			store.tuneS3Upload(as)
+			return nil
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("upload to %s: %w", store.URL, cleanErr(err))
@@ -157,7 +179,7 @@ func stream(ctx context.Context, store *Store, cli *clientv3.Client, name Name, 
 		return nil, err
 	}
 	trailer := newTrailerCheck()
-	var in io.Reader = snap.Snapshot
+	var in io.Reader = snap
 	if cfg.Progress != nil {
 		in = cfg.Progress.Wrap(in, src.DBSize+trailerSize)
 		defer cfg.Progress.Done()
@@ -209,7 +231,7 @@ func stream(ctx context.Context, store *Store, cli *clientv3.Client, name Name, 
 		Version: ManifestVersion, Name: name.String(), Tag: name.Tag, Time: name.Time,
 		Revision: rev, TotalKeys: keys,
 		ClusterID: types.ID(src.ClusterID).String(), MemberID: types.ID(src.ID).String(), MemberName: src.Name,
-		Endpoint: src.Endpoint, EtcdVersion: src.Version, StorageVersion: snap.Version,
+		Endpoint: src.Endpoint, EtcdVersion: src.Version, StorageVersion: snap.version,
 		RawSize: rawSize, RawSHA256: rawSHA, StoredSize: storedSize, StoredSHA256: storedSHA,
 		Compression: "none", Encryption: "none", Recipients: cfg.Codec.Fingerprints, EtcdopsVersion: cfg.EtcdopsVersion,
 	}
