@@ -2,7 +2,10 @@
 # Benchmarks `etcdops backup save` against stock `etcdctl snapshot save` to
 # local disk, on the same member (stock etcd 3.6.16, real fsync) in one run:
 # throughput to file:// and to MinIO on loopback, with zstd and with age,
-# and peak RSS, for each database size. Prints a markdown table.
+# and peak RSS, for each database size. Prints a markdown table. The
+# minio-put row is MinIO's own ceiling on this machine: curl PUTs etcdctl's
+# snapshot file (already in the page cache) in one unsigned request, with no
+# etcd member streaming at the same time.
 #
 #   bench/backup.sh                       # 100 MiB and 1 GiB databases, 3 rounds
 #   BENCH_SIZES_MIB="100" BENCH_ROUNDS=1 bench/backup.sh   # quick
@@ -48,7 +51,10 @@ measure() {
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
-echo "| DB | run | MiB/s (median of $rounds) | ratio to etcdctl | peak RSS MiB (max) |"
+floor=$(measure "$work/etcdops" version | awk '{printf "%.0f", $2/1024}')
+echo "Peak RSS of \`etcdops version\` (the binary alone): $floor MiB"
+echo
+echo "| DB | run | MiB/s (median of $rounds) | ratio to etcdctl (median of rounds) | peak RSS MiB (max) |"
 echo "|---|---|---|---|---|"
 for mib in $sizes; do
 	cport=$(freeport) pport=$(freeport)
@@ -67,28 +73,42 @@ for mib in $sizes; do
 	dbmib=$(awk -v b="$dbsize" 'BEGIN {printf "%.0f", b/1048576}')
 
 	declare -A secs=() rss=()
-	runs=(etcdctl file file+zstd file+age minio)
+	runs=(etcdctl file file+zstd file+age minio minio-put)
 	for ((r = 0; r < rounds; r++)); do
-		for run in "${runs[@]}"; do
-			rm -rf "$work/bucket" "$work/stock.db" && mkdir -p "$work/bucket"
+		order=("${runs[@]}")
+		if ((r % 2)); then # every other round backwards: no run always follows the same one
+			order=(minio-put minio file+age file+zstd file etcdctl)
+		fi
+		for run in "${order[@]}"; do
+			rm -rf "$work/bucket" && mkdir -p "$work/bucket"
+			[[ $run != etcdctl ]] || rm -f "$work/stock.db"
+			# Every run starts with no other run's data waiting to be written back, and
+			# (on file systems mounted with discard) no deleted snapshot being discarded.
+			sync && sleep 1
 			case $run in
 			etcdctl) out=$(measure "$tools/etcdctl" --endpoints "$ep" snapshot save "$work/stock.db") ;;
 			file) out=$(measure "$work/etcdops" backup save --endpoints "$ep" --to "file://$work/bucket" --tag b --quiet) ;;
 			file+zstd) out=$(measure "$work/etcdops" backup save --endpoints "$ep" --to "file://$work/bucket" --tag b --quiet --compress) ;;
 			file+age) out=$(measure "$work/etcdops" backup save --endpoints "$ep" --to "file://$work/bucket" --tag b --quiet --age-recipient "$recipient") ;;
 			minio) out=$(measure "$work/etcdops" backup save --endpoints "$ep" --to "$s3url" --tag "b$r" --quiet) ;;
+			# MinIO's own ceiling: one PUT of etcdctl's snapshot file, from the page cache, unsigned.
+			minio-put) out=$(measure curl -sf -X PUT -T "$work/stock.db" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+				--aws-sigv4 "aws:amz:us-east-1:s3" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "http://127.0.0.1:$mport/bench/put$r.db") ;;
 			esac
 			read -r s k <<<"$out"
+			[[ -z ${BENCH_RAW:-} ]] || echo "round $r $run ${s}s ${k}KiB" >&2
 			secs[$run]+="$s "
 			prev=${rss[$run]:-0}
 			rss[$run]=$((k > prev ? k : prev))
 		done
 	done
-	base=$(echo "${secs[etcdctl]}" | tr ' ' '\n' | grep . | median)
 	for run in "${runs[@]}"; do
 		med=$(echo "${secs[$run]}" | tr ' ' '\n' | grep . | median)
-		awk -v db="$dbmib" -v run="$run" -v s="$med" -v b="$base" -v k="${rss[$run]}" \
-			'BEGIN {printf "| %d MiB | %s | %.0f | %.2f | %.0f |\n", db, run, db/s, b/s, k/1024}'
+		# The ratio is the median of each round's etcdctl time over this run's.
+		ratio=$(paste <(echo "${secs[etcdctl]}" | tr ' ' '\n' | grep .) <(echo "${secs[$run]}" | tr ' ' '\n' | grep .) |
+			awk '{print $1/$2}' | median)
+		awk -v db="$dbmib" -v run="$run" -v s="$med" -v q="$ratio" -v k="${rss[$run]}" \
+			'BEGIN {printf "| %d MiB | %s | %.0f | %.2f | %.0f |\n", db, run, db/s, q, k/1024}'
 	done
 	kill "$etcd_pid" && wait "$etcd_pid" 2>/dev/null || true
 	rm -rf "$work/etcd"
