@@ -38,24 +38,31 @@ mport=$(freeport)
 export AWS_ACCESS_KEY_ID=benchadmin AWS_SECRET_ACCESS_KEY=benchadmin-secret
 MINIO_ROOT_USER=$AWS_ACCESS_KEY_ID MINIO_ROOT_PASSWORD=$AWS_SECRET_ACCESS_KEY \
 	"$tools/minio" server --quiet --address "127.0.0.1:$mport" --console-address "127.0.0.1:$(freeport)" "$work/minio" >"$work/minio.log" 2>&1 &
-pids+=($!)
+minio_pid=$!
+pids+=($minio_pid)
 until curl -sf "http://127.0.0.1:$mport/minio/health/live" >/dev/null; do sleep 0.2; done
 curl -sf -X PUT --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" --aws-sigv4 "aws:amz:us-east-1:s3" "http://127.0.0.1:$mport/bench" >/dev/null
 s3url="s3://bench?endpoint=http://127.0.0.1:$mport&use_path_style=true&region=us-east-1&disable_https=true"
 
 # run LABEL CMD...: prints "seconds peak_rss_kib" of one run.
+# measure CMD...: prints "seconds peak_rss_kib cpu_seconds" of one run; the CPU
+# time adds up the command's, the etcd member's and MinIO's.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 measure() {
-	/usr/bin/time -f "%e %M" -o "$work/time" "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
-	cat "$work/time"
+	local e0 m0
+	e0=$(ticks "$etcd_pid") m0=$(ticks "$minio_pid")
+	/usr/bin/time -f "%e %M %U %S" -o "$work/time" "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
+	awk -v e="$(($(ticks "$etcd_pid") - e0))" -v m="$(($(ticks "$minio_pid") - m0))" -v hz="$(getconf CLK_TCK)" \
+		'{printf "%s %s %.2f\n", $1, $2, $3 + $4 + (e + m) / hz}' "$work/time"
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
-floor=$(measure "$work/etcdops" version | awk '{printf "%.0f", $2/1024}')
+floor=$(/usr/bin/time -f "%M" "$work/etcdops" version 2>&1 >/dev/null | awk '{printf "%.0f", $1/1024}')
 echo "Peak RSS of \`etcdops version\` (the binary alone): $floor MiB"
 echo
-echo "| DB | run | MiB/s (median of $rounds) | ratio to etcdctl (median of rounds) | peak RSS MiB (max) |"
-echo "|---|---|---|---|---|"
+echo "| DB | run | MiB/s (median of $rounds) | ratio to etcdctl (median of rounds) | peak RSS MiB (max) | CPU s: tool + etcd + MinIO (median) |"
+echo "|---|---|---|---|---|---|"
 for mib in $sizes; do
 	cport=$(freeport) pport=$(freeport)
 	"$tools/etcd" --name bench --data-dir "$work/etcd" --listen-client-urls "http://127.0.0.1:$cport" \
@@ -72,7 +79,7 @@ for mib in $sizes; do
 	dbsize=$("$tools/etcdctl" --endpoints "$ep" endpoint status -w json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["Status"]["dbSize"])')
 	dbmib=$(awk -v b="$dbsize" 'BEGIN {printf "%.0f", b/1048576}')
 
-	declare -A secs=() rss=()
+	declare -A secs=() rss=() cpus=()
 	runs=(etcdctl file file+zstd file+age minio minio-put)
 	for ((r = 0; r < rounds; r++)); do
 		order=("${runs[@]}")
@@ -95,22 +102,24 @@ for mib in $sizes; do
 			minio-put) out=$(measure curl -sf -X PUT -T "$work/stock.db" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
 				--aws-sigv4 "aws:amz:us-east-1:s3" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "http://127.0.0.1:$mport/bench/put$r.db") ;;
 			esac
-			read -r s k <<<"$out"
-			[[ -z ${BENCH_RAW:-} ]] || echo "round $r $run ${s}s ${k}KiB" >&2
+			read -r s k c <<<"$out"
+			[[ -z ${BENCH_RAW:-} ]] || echo "round $r $run ${s}s ${k}KiB ${c}cpu-s" >&2
 			secs[$run]+="$s "
+			cpus[$run]+="$c "
 			prev=${rss[$run]:-0}
 			rss[$run]=$((k > prev ? k : prev))
 		done
 	done
 	for run in "${runs[@]}"; do
 		med=$(echo "${secs[$run]}" | tr ' ' '\n' | grep . | median)
+		cpu=$(echo "${cpus[$run]}" | tr ' ' '\n' | grep . | median)
 		# The ratio is the median of each round's etcdctl time over this run's.
 		ratio=$(paste <(echo "${secs[etcdctl]}" | tr ' ' '\n' | grep .) <(echo "${secs[$run]}" | tr ' ' '\n' | grep .) |
 			awk '{print $1/$2}' | median)
-		awk -v db="$dbmib" -v run="$run" -v s="$med" -v q="$ratio" -v k="${rss[$run]}" \
-			'BEGIN {printf "| %d MiB | %s | %.0f | %.2f | %.0f |\n", db, run, db/s, q, k/1024}'
+		awk -v db="$dbmib" -v run="$run" -v s="$med" -v q="$ratio" -v k="${rss[$run]}" -v c="$cpu" \
+			'BEGIN {printf "| %d MiB | %s | %.0f | %.2f | %.0f | %.1f |\n", db, run, db/s, q, k/1024, c}'
 	done
 	kill "$etcd_pid" && wait "$etcd_pid" 2>/dev/null || true
 	rm -rf "$work/etcd"
-	unset secs rss
+	unset secs rss cpus
 done
