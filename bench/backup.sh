@@ -9,6 +9,7 @@
 #
 #   bench/backup.sh                       # 100 MiB and 1 GiB databases, 3 rounds
 #   BENCH_SIZES_MIB="100" BENCH_ROUNDS=1 bench/backup.sh   # quick
+#   BENCH_RUNS="etcdctl file|etcdctl minio" BENCH_RAW=1 bench/backup.sh  # some runs (|: phases), raw figures
 #
 # Everything it starts is stopped on exit; its data lives in a temp dir.
 set -euo pipefail
@@ -79,47 +80,53 @@ for mib in $sizes; do
 	dbsize=$("$tools/etcdctl" --endpoints "$ep" endpoint status -w json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["Status"]["dbSize"])')
 	dbmib=$(awk -v b="$dbsize" 'BEGIN {printf "%.0f", b/1048576}')
 
-	declare -A secs=() rss=() cpus=()
-	runs=(etcdctl file file+zstd file+age minio minio-put)
-	for ((r = 0; r < rounds; r++)); do
-		order=("${runs[@]}")
-		if ((r % 2)); then # every other round backwards: no run always follows the same one
-			order=(minio-put minio file+age file+zstd file etcdctl)
-		fi
-		for run in "${order[@]}"; do
-			rm -rf "$work/bucket" && mkdir -p "$work/bucket"
-			[[ $run != etcdctl ]] || rm -f "$work/stock.db"
-			# Every run starts with no other run's data waiting to be written back, and
-			# (on file systems mounted with discard) no deleted snapshot being discarded.
-			sync && sleep 1
-			case $run in
-			etcdctl) out=$(measure "$tools/etcdctl" --endpoints "$ep" snapshot save "$work/stock.db") ;;
-			file) out=$(measure "$work/etcdops" backup save --endpoints "$ep" --to "file://$work/bucket" --tag b --quiet) ;;
-			file+zstd) out=$(measure "$work/etcdops" backup save --endpoints "$ep" --to "file://$work/bucket" --tag b --quiet --compress) ;;
-			file+age) out=$(measure "$work/etcdops" backup save --endpoints "$ep" --to "file://$work/bucket" --tag b --quiet --age-recipient "$recipient") ;;
-			minio) out=$(measure "$work/etcdops" backup save --endpoints "$ep" --to "$s3url" --tag "b$r" --quiet) ;;
-			# MinIO's own ceiling: one PUT of etcdctl's snapshot file, from the page cache, unsigned.
-			minio-put) out=$(measure curl -sf -X PUT -T "$work/stock.db" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
-				--aws-sigv4 "aws:amz:us-east-1:s3" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "http://127.0.0.1:$mport/bench/put$r.db") ;;
-			esac
-			read -r s k c <<<"$out"
-			[[ -z ${BENCH_RAW:-} ]] || echo "round $r $run ${s}s ${k}KiB ${c}cpu-s" >&2
-			secs[$run]+="$s "
-			cpus[$run]+="$c "
-			prev=${rss[$run]:-0}
-			rss[$run]=$((k > prev ? k : prev))
+	# Two phases, each with etcdctl for reference: the local-disk runs, then the
+	# MinIO runs (MinIO keeps working in the background after an upload, which
+	# would otherwise slow whatever runs next).
+	IFS='|' read -ra phases <<<"${BENCH_RUNS:-etcdctl file file+zstd file+age|etcdctl minio minio-put}"
+	for phase in "${phases[@]}"; do
+		read -ra runs <<<"$phase"
+		declare -A secs=() rss=() cpus=()
+		for ((r = 0; r < rounds; r++)); do
+			order=("${runs[@]}")
+			if ((r % 2)); then # every other round backwards: no run always follows the same one
+				for ((i = ${#runs[@]} - 1, j = 0; i >= 0; i--, j++)); do order[j]=${runs[i]}; done
+			fi
+			for run in "${order[@]}"; do
+				rm -rf "$work/bucket" && mkdir -p "$work/bucket"
+				[[ $run != etcdctl ]] || rm -f "$work/stock.db"
+				# Every run starts with no other run's data waiting to be written back, and
+				# (on file systems mounted with discard) no deleted snapshot being discarded.
+				sync && sleep 1
+				case $run in
+				etcdctl) out=$(measure "$tools/etcdctl" --endpoints "$ep" snapshot save "$work/stock.db") ;;
+				file) out=$(measure "$work/etcdops" backup save --endpoints "$ep" --to "file://$work/bucket" --tag b --quiet) ;;
+				file+zstd) out=$(measure "$work/etcdops" backup save --endpoints "$ep" --to "file://$work/bucket" --tag b --quiet --compress) ;;
+				file+age) out=$(measure "$work/etcdops" backup save --endpoints "$ep" --to "file://$work/bucket" --tag b --quiet --age-recipient "$recipient") ;;
+				minio) out=$(measure "$work/etcdops" backup save --endpoints "$ep" --to "$s3url" --tag "b$r" --quiet) ;;
+				# MinIO's own ceiling: one PUT of etcdctl's snapshot file, from the page cache, unsigned.
+				minio-put) out=$(measure curl -sf -X PUT -T "$work/stock.db" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+					--aws-sigv4 "aws:amz:us-east-1:s3" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "http://127.0.0.1:$mport/bench/put$r.db") ;;
+				esac
+				read -r s k c <<<"$out"
+				[[ -z ${BENCH_RAW:-} ]] || echo "round $r $run ${s}s ${k}KiB ${c}cpu-s" >&2
+				secs[$run]+="$s "
+				cpus[$run]+="$c "
+				prev=${rss[$run]:-0}
+				rss[$run]=$((k > prev ? k : prev))
+			done
 		done
-	done
-	for run in "${runs[@]}"; do
-		med=$(echo "${secs[$run]}" | tr ' ' '\n' | grep . | median)
-		cpu=$(echo "${cpus[$run]}" | tr ' ' '\n' | grep . | median)
-		# The ratio is the median of each round's etcdctl time over this run's.
-		ratio=$(paste <(echo "${secs[etcdctl]}" | tr ' ' '\n' | grep .) <(echo "${secs[$run]}" | tr ' ' '\n' | grep .) |
-			awk '{print $1/$2}' | median)
-		awk -v db="$dbmib" -v run="$run" -v s="$med" -v q="$ratio" -v k="${rss[$run]}" -v c="$cpu" \
-			'BEGIN {printf "| %d MiB | %s | %.0f | %.2f | %.0f | %.1f |\n", db, run, db/s, q, k/1024, c}'
+		for run in "${runs[@]}"; do
+			med=$(echo "${secs[$run]}" | tr ' ' '\n' | grep . | median)
+			cpu=$(echo "${cpus[$run]}" | tr ' ' '\n' | grep . | median)
+			# The ratio is the median of each round's etcdctl time over this run's.
+			ratio=$(paste <(echo "${secs[etcdctl]}" | tr ' ' '\n' | grep .) <(echo "${secs[$run]}" | tr ' ' '\n' | grep .) |
+				awk '{print $1/$2}' | median)
+			awk -v db="$dbmib" -v run="$run" -v s="$med" -v q="$ratio" -v k="${rss[$run]}" -v c="$cpu" \
+				'BEGIN {printf "| %d MiB | %s | %.0f | %.2f | %.0f | %.1f |\n", db, run, db/s, q, k/1024, c}'
+		done
+		unset secs rss cpus
 	done
 	kill "$etcd_pid" && wait "$etcd_pid" 2>/dev/null || true
 	rm -rf "$work/etcd"
-	unset secs rss cpus
 done
