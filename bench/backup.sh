@@ -54,7 +54,7 @@ measure() {
 	e0=$(ticks "$etcd_pid") m0=$(ticks "$minio_pid")
 	/usr/bin/time -f "%e %M %U %S" -o "$work/time" "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
 	awk -v e="$(($(ticks "$etcd_pid") - e0))" -v m="$(($(ticks "$minio_pid") - m0))" -v hz="$(getconf CLK_TCK)" \
-		'{printf "%s %s %.2f\n", $1, $2, $3 + $4 + (e + m) / hz}' "$work/time"
+		'{printf "%s %s %.2f %.2f %.2f %.2f\n", $1, $2, $3 + $4 + (e + m) / hz, $3 + $4, e / hz, m / hz}' "$work/time"
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
@@ -108,8 +108,8 @@ for mib in $sizes; do
 				minio-put) out=$(measure curl -sf -X PUT -T "$work/stock.db" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
 					--aws-sigv4 "aws:amz:us-east-1:s3" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "http://127.0.0.1:$mport/bench/put$r.db") ;;
 				esac
-				read -r s k c <<<"$out"
-				[[ -z ${BENCH_RAW:-} ]] || echo "round $r $run ${s}s ${k}KiB ${c}cpu-s" >&2
+				read -r s k c ct ce cm <<<"$out"
+				[[ -z ${BENCH_RAW:-} ]] || echo "round $r $run ${s}s ${k}KiB cpu-s: tool $ct etcd $ce minio $cm" >&2
 				secs[$run]+="$s "
 				cpus[$run]+="$c "
 				prev=${rss[$run]:-0}
