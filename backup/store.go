@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 	"golang.org/x/sync/errgroup"
@@ -272,11 +273,24 @@ func (s *Store) Find(ctx context.Context, nameOrLatest, tag string) (Snapshot, e
 
 // Open returns a reader of the stored bytes of snapshot n.
 func (s *Store) Open(ctx context.Context, n Name) (*blob.Reader, error) {
-	r, err := s.bucket.NewReader(ctx, n.String(), nil)
+	r, err := s.bucket.NewReader(ctx, n.String(), &blob.ReaderOptions{BeforeRead: quietS3Read})
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", n, cleanErr(err))
 	}
 	return r, nil
+}
+
+// quietS3Read stops the AWS SDK from printing "Skipped validation of
+// multipart checksum" to stderr, past our logger, on every read of an
+// object uploaded in parts: S3 keeps no whole-object checksum to validate
+// for those, and every reader here checks the sha256 of the whole object
+// against its manifest instead.
+func quietS3Read(as func(any) bool) error {
+	var opts *[]func(*s3.Options)
+	if as(&opts) {
+		*opts = append(*opts, func(o *s3.Options) { o.DisableLogOutputChecksumValidationSkipped = true })
+	}
+	return nil
 }
 
 // Delete removes a snapshot: its manifest first, so that it stops counting

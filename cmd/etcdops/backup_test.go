@@ -158,3 +158,34 @@ func TestBackupCredentialsStayOutOfOutput(t *testing.T) {
 		}
 	}
 }
+
+// TestBackupS3MultipartReadsLogThroughLogger fetches and verifies a
+// snapshot that went to MinIO in several parts: the AWS SDK must not print
+// its own warnings past etcdops' logger (every stderr line is JSON).
+func TestBackupS3MultipartReadsLogThroughLogger(t *testing.T) {
+	c := etcdtest.StartEmbedded(t, 1)
+	cli := etcdtest.NewClient(t, c.Endpoints()...)
+	for i := range 200 { // ~13 MiB: three 5 MiB parts
+		etcdtest.Put(t, cli, fmt.Sprintf("/big/%03d", i), strings.Repeat("x", 64<<10))
+	}
+	s3 := objtest.S3(t)
+	bucket := s3.NewBucket(t)
+	if _, errOut, code := runEtcdops(t, s3.Env, "backup", "save", "--endpoints="+c.Endpoints()[0], "--to", bucket); code != 0 {
+		t.Fatalf("save: %s", errOut)
+	}
+	to := filepath.Join(t.TempDir(), "snap.db")
+	for _, args := range [][]string{
+		{"backup", "fetch", "--from", bucket, "latest", "--to", to},
+		{"backup", "verify", "--from", bucket, "latest"},
+	} {
+		_, errOut, code := runEtcdops(t, s3.Env, args...)
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", args[1], code, errOut)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(errOut), "\n") {
+			if line != "" && !strings.HasPrefix(line, "{") {
+				t.Errorf("%s: stderr line not from the logger: %s", args[1], line)
+			}
+		}
+	}
+}
