@@ -10,6 +10,7 @@
 #   bench/backup.sh                       # 100 MiB and 1 GiB databases, 3 rounds
 #   BENCH_SIZES_MIB="100" BENCH_ROUNDS=1 bench/backup.sh   # quick
 #   BENCH_RUNS="etcdctl file|etcdctl minio" BENCH_RAW=1 bench/backup.sh  # some runs (|: phases), raw figures
+#   BENCH_OUT=/dev/shm bench/backup.sh   # snapshots written to tmpfs: the tools' own cost, without the disk
 #
 # Everything it starts is stopped on exit; its data lives in a temp dir.
 set -euo pipefail
@@ -20,11 +21,14 @@ tools=$(cd "$root" && scripts/tools.sh | tail -n 1)
 command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time; }
 
 work=$(mktemp -d /tmp/etcdops-bench-backup.XXXXXX)
+# Where the snapshots go (etcdctl's file and the file:// bucket); BENCH_OUT=/dev/shm
+# takes the disk out of the comparison.
+outdir=$(mktemp -d "${BENCH_OUT:-$work}/etcdops-bench-out.XXXXXX")
 pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
-	rm -rf "$work"
+	rm -rf "$work" "$outdir"
 }
 trap cleanup EXIT
 
@@ -93,19 +97,19 @@ for mib in $sizes; do
 				for ((i = ${#runs[@]} - 1, j = 0; i >= 0; i--, j++)); do order[j]=${runs[i]}; done
 			fi
 			for run in "${order[@]}"; do
-				rm -rf "$work/bucket" && mkdir -p "$work/bucket"
-				[[ $run != etcdctl ]] || rm -f "$work/stock.db"
+				rm -rf "$outdir/bucket" && mkdir -p "$outdir/bucket"
+				[[ $run != etcdctl ]] || rm -f "$outdir/stock.db"
 				# Every run starts with no other run's data waiting to be written back, and
 				# (on file systems mounted with discard) no deleted snapshot being discarded.
 				sync && sleep 1
 				case $run in
-				etcdctl) out=$(measure "$tools/etcdctl" --endpoints "$ep" snapshot save "$work/stock.db") ;;
-				file) out=$(measure "$work/etcdops" backup save --endpoints "$ep" --to "file://$work/bucket" --tag b --quiet) ;;
-				file+zstd) out=$(measure "$work/etcdops" backup save --endpoints "$ep" --to "file://$work/bucket" --tag b --quiet --compress) ;;
-				file+age) out=$(measure "$work/etcdops" backup save --endpoints "$ep" --to "file://$work/bucket" --tag b --quiet --age-recipient "$recipient") ;;
+				etcdctl) out=$(measure "$tools/etcdctl" --endpoints "$ep" snapshot save "$outdir/stock.db") ;;
+				file) out=$(measure "$work/etcdops" backup save --endpoints "$ep" --to "file://$outdir/bucket" --tag b --quiet) ;;
+				file+zstd) out=$(measure "$work/etcdops" backup save --endpoints "$ep" --to "file://$outdir/bucket" --tag b --quiet --compress) ;;
+				file+age) out=$(measure "$work/etcdops" backup save --endpoints "$ep" --to "file://$outdir/bucket" --tag b --quiet --age-recipient "$recipient") ;;
 				minio) out=$(measure "$work/etcdops" backup save --endpoints "$ep" --to "$s3url" --tag "b$r" --quiet) ;;
 				# MinIO's own ceiling: one PUT of etcdctl's snapshot file, from the page cache, unsigned.
-				minio-put) out=$(measure curl -sf -X PUT -T "$work/stock.db" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+				minio-put) out=$(measure curl -sf -X PUT -T "$outdir/stock.db" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
 					--aws-sigv4 "aws:amz:us-east-1:s3" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "http://127.0.0.1:$mport/bench/put$r.db") ;;
 				esac
 				read -r s k c ct ce cm <<<"$out"
