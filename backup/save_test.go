@@ -353,18 +353,8 @@ func TestSaveWithAuth(t *testing.T) {
 	c := etcdtest.StartEmbedded(t, 1)
 	cli := c.Client()
 	fill(t, cli, "k", 100, 1000)
+	etcdtest.EnableAuth(t, cli, "rootpw", "reader:readerpw")
 	ctx := context.Background()
-	for _, step := range []func() error{
-		func() error { _, err := cli.RoleAdd(ctx, "root"); return err },
-		func() error { _, err := cli.UserAdd(ctx, "root", "rootpw"); return err },
-		func() error { _, err := cli.UserGrantRole(ctx, "root", "root"); return err },
-		func() error { _, err := cli.UserAdd(ctx, "reader", "readerpw"); return err },
-		func() error { _, err := cli.AuthEnable(ctx); return err },
-	} {
-		if err := step(); err != nil {
-			t.Fatal(err)
-		}
-	}
 	url, dir := fileBucket(t)
 	store := openStore(t, url)
 	cfg := backup.SaveConfig{Endpoints: c.Endpoints(), Dial: userDialer("reader:readerpw"), CommandTimeout: 5 * time.Second}

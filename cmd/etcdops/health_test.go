@@ -249,19 +249,7 @@ func TestHealthTLSFromEnvironment(t *testing.T) {
 // went through consensus.
 func TestHealthPermissionDenied(t *testing.T) {
 	c := etcdtest.StartEmbedded(t, 1)
-	cli := c.Client()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for _, step := range []func() error{
-		func() error { _, err := cli.UserAdd(ctx, "root", "rootpw"); return err },
-		func() error { _, err := cli.UserGrantRole(ctx, "root", "root"); return err },
-		func() error { _, err := cli.UserAdd(ctx, "monitor", "monpw"); return err },
-		func() error { _, err := cli.AuthEnable(ctx); return err },
-	} {
-		if err := step(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	etcdtest.EnableAuth(t, c.Client(), "rootpw", "monitor:monpw")
 	eps := c.Endpoints()
 	r := runHealthBin(t, []string{"ETCDCTL_PASSWORD=monpw"}, "--endpoints", eps[0], "--user", "monitor", "-w", "json")
 	doc := parseHealthJSON(t, r.stdout)

@@ -3,6 +3,7 @@ package etcdtest
 import (
 	"context"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -174,6 +175,28 @@ func Put(t testing.TB, cli *clientv3.Client, key, value string) {
 	defer cancel()
 	if _, err := cli.Put(ctx, key, value); err != nil {
 		t.Fatalf("put %s: %v", key, err)
+	}
+}
+
+// EnableAuth adds user root (with the root role) and, without roles, each
+// "name:password" of users, then turns auth on; it fails the test on error.
+func EnableAuth(t testing.TB, cli *clientv3.Client, rootPassword string, users ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	steps := []func() error{
+		func() error { _, err := cli.UserAdd(ctx, "root", rootPassword); return err },
+		func() error { _, err := cli.UserGrantRole(ctx, "root", "root"); return err },
+	}
+	for _, u := range users {
+		name, password, _ := strings.Cut(u, ":")
+		steps = append(steps, func() error { _, err := cli.UserAdd(ctx, name, password); return err })
+	}
+	steps = append(steps, func() error { _, err := cli.AuthEnable(ctx); return err })
+	for _, step := range steps {
+		if err := step(); err != nil {
+			t.Fatalf("enable auth: %v", err)
+		}
 	}
 }
 
