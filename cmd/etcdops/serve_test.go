@@ -126,10 +126,23 @@ func checkLogs(t *testing.T, out string) {
 			t.Errorf("not an etcd JSON log line: %q", line)
 			continue
 		}
+		if entry.Level == "error" && knownHarmless(line) {
+			continue
+		}
 		if entry.Level == "error" || entry.Level == "fatal" || entry.Level == "panic" {
 			t.Errorf("logged at %s: %s", entry.Level, line)
 		}
 	}
+}
+
+// knownHarmless says whether an error-level line is one etcd 3.6 itself
+// logs during a normal cluster bootstrap: its storage-version monitor can
+// run before the backend holds the term and confstate it detects 3.5 by,
+// and retries later. etcd's maintainers call it harmless and exempt it in
+// their own no-error-logs test (etcd-io/etcd#18978, #19040).
+func knownHarmless(line string) bool {
+	return strings.Contains(line, `"msg":"failed to update storage version"`) &&
+		(strings.Contains(line, "missing term information") || strings.Contains(line, "missing confstate information"))
 }
 
 func TestServeThreeMembersFromExampleConfigs(t *testing.T) {
