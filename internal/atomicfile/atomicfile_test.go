@@ -1,0 +1,97 @@
+package atomicfile
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestWriteFileReplacesWithMode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(path, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFile(path, []byte("new"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(path)
+	if err != nil || string(got) != "new" {
+		t.Fatalf("read %q, %v; want new", got, err)
+	}
+	fi, _ := os.Stat(path)
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", fi.Mode().Perm())
+	}
+	if _, err := os.Stat(path + ".part"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf(".part left behind: %v", err)
+	}
+}
+
+func TestStalePartIsReused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	// What a writer killed with SIGKILL leaves: a .part nobody holds, with another mode.
+	if err := os.WriteFile(path+".part", []byte("garbage from a killed run, longer than the data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFile(path, []byte("data"), 0o600); err != nil {
+		t.Fatalf("write over a stale .part: %v", err)
+	}
+	got, _ := os.ReadFile(path)
+	if string(got) != "data" {
+		t.Fatalf("read %q, want data", got)
+	}
+}
+
+func TestConcurrentWriterIsBusy(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	first, err := Create(path, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Abort()
+	if _, err := first.Write([]byte("first")); err != nil {
+		t.Fatal(err)
+	}
+	// flock locks belong to open file descriptions, so a second open in this process conflicts as
+	// another process's would.
+	if _, err := Create(path, 0o600); !errors.Is(err, ErrBusy) {
+		t.Fatalf("second Create: %v, want ErrBusy", err)
+	}
+	if err := first.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(path)
+	if string(got) != "first" {
+		t.Fatalf("the running writer's .part was disturbed: read %q", got)
+	}
+	if err := WriteFile(path, []byte("second"), 0o600); err != nil {
+		t.Fatalf("write after the first committed: %v", err)
+	}
+}
+
+func TestAbortKeepsOldFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(path, []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Create(path, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte("half"))
+	f.Abort()
+	got, _ := os.ReadFile(path)
+	if string(got) != "old" {
+		t.Fatalf("read %q after abort, want old", got)
+	}
+	if _, err := os.Stat(path + ".part"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf(".part left behind: %v", err)
+	}
+}
+
+func TestCreateInMissingDirFails(t *testing.T) {
+	if _, err := Create(filepath.Join(t.TempDir(), "no", "f"), 0o600); err == nil {
+		t.Fatal("Create in a missing directory succeeded")
+	}
+}
