@@ -40,7 +40,7 @@ type SaveConfig struct {
 	Dial      Dialer
 	// Member names the member to take the snapshot from; empty picks one.
 	Member string
-	// Tag names the snapshot; empty uses the member's name.
+	// Tag names the snapshot; empty uses DefaultTag.
 	Tag   string
 	Codec Codec
 	// CommandTimeout bounds each short request; the snapshot transfer
@@ -50,6 +50,9 @@ type SaveConfig struct {
 	Logger         *zap.Logger
 	EtcdopsVersion string
 	Now            func() time.Time
+	// At, when set, is the time the snapshot is named after (a schedule's
+	// slot) instead of the time the save starts.
+	At time.Time
 }
 
 // Multipart uploads (S3, GCS, Azure) send parts of uploadPartSize, at most
@@ -78,14 +81,18 @@ func Save(ctx context.Context, store *Store, cfg SaveConfig) (*Manifest, error) 
 	}
 	tag := cfg.Tag
 	if tag == "" {
-		tag = SafeTag(src.Name)
+		tag = DefaultTag(src, len(cfg.Endpoints))
 	}
 	if err := ValidateTag(tag); err != nil {
 		return nil, err
 	}
 
 	start := cfg.Now()
-	name := Name{Tag: tag, Time: start.UTC().Truncate(time.Second), Ext: cfg.Codec.Ext()}
+	at := start
+	if !cfg.At.IsZero() {
+		at = cfg.At
+	}
+	name := Name{Tag: tag, Time: at.UTC().Truncate(time.Second), Ext: cfg.Codec.Ext()}
 	if _, err := store.bucket.Attributes(ctx, name.String()); err == nil {
 		return nil, fmt.Errorf("snapshot %s already exists in %s", name, store.URL)
 	} else if gcerrors.Code(err) != gcerrors.NotFound {

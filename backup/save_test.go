@@ -89,7 +89,7 @@ func TestSaveFetchRestoreWithStockTools(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.TotalKeys != 200 || m.MemberName == "" || m.Tag != m.MemberName || m.Compression != "none" {
+	if m.TotalKeys != 200 || m.MemberName == "" || m.Tag != "cluster-"+m.ClusterID || m.Compression != "none" {
 		t.Errorf("manifest %+v", m)
 	}
 	if fi, err := os.Stat(filepath.Join(dir, m.Name)); err != nil || fi.Size() != m.StoredSize {

@@ -9,12 +9,10 @@ import (
 	"runtime/debug"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/dustin/go-humanize"
 	"github.com/urfave/cli/v2"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
 	"github.com/etcdops/etcdops/backup"
 	"github.com/etcdops/etcdops/internal/etcdclient"
@@ -89,7 +87,7 @@ func noArgs(c *cli.Context) error {
 func backupSaveCommand() *cli.Command {
 	flags := append(clientFlags(),
 		&cli.StringFlag{Name: "to", Required: true, Usage: "bucket `URL` to store the snapshot in"},
-		&cli.StringFlag{Name: "tag", Usage: "name snapshots `TAG`_<time> (default: the member's name)"},
+		&cli.StringFlag{Name: "tag", Usage: "name snapshots `TAG`_<time> (default: the member's name with one endpoint, cluster-<cluster ID> with several)"},
 		&cli.StringFlag{Name: "member", Usage: "take the snapshot from the member `NAME` (default: the voting member that applied the most)"},
 		&cli.BoolFlag{Name: "compress", Usage: "compress with zstd (.zst)"},
 		&cli.StringSliceFlag{Name: "age-recipient", Usage: "encrypt with age to public key `AGE1…` (repeatable; .age)"},
@@ -138,19 +136,15 @@ func backupSaveCommand() *cli.Command {
 			}
 			defer store.Close()
 			limitMemory(c.String("to"))
-			m, err := backup.Save(c.Context, store, backup.SaveConfig{
+			res, err := backup.Backup(c.Context, store, backup.SaveConfig{
 				Endpoints: ccfg.Endpoints, Dial: dialer(ccfg), Member: c.String("member"), Tag: c.String("tag"),
 				Codec: codec, CommandTimeout: ccfg.CommandTimeout,
 				Progress: newProgress(c.Bool("quiet")), Logger: lg, EtcdopsVersion: etcdopsVersion(),
-			})
+			}, policy)
 			if err != nil {
 				return err
 			}
-			if !policy.Empty() {
-				if _, err := backup.Prune(c.Context, store, m.Tag, policy, time.Now(), false, lg); err != nil {
-					lg.Warn("retention after save failed; the snapshot is saved", zap.Error(err))
-				}
-			}
+			m := res.Manifest
 			if c.String("write-out") == "json" {
 				return writeJSON(c.App.Writer, m)
 			}
