@@ -15,6 +15,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/etcdops/etcdops/internal/memberconf"
+
 	"go.etcd.io/etcd/client/pkg/v3/types"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/membership"
 )
@@ -60,16 +62,7 @@ type Config struct {
 }
 
 // TLS holds etcd's certificate settings for clients and peers.
-type TLS struct {
-	CertFile           string `json:"cert_file,omitempty"`
-	KeyFile            string `json:"key_file,omitempty"`
-	TrustedCAFile      string `json:"trusted_ca_file,omitempty"`
-	ClientCertAuth     bool   `json:"client_cert_auth,omitempty"`
-	PeerCertFile       string `json:"peer_cert_file,omitempty"`
-	PeerKeyFile        string `json:"peer_key_file,omitempty"`
-	PeerTrustedCAFile  string `json:"peer_trusted_ca_file,omitempty"`
-	PeerClientCertAuth bool   `json:"peer_client_cert_auth,omitempty"`
-}
+type TLS = memberconf.TLS
 
 // ConfigError is bad input: Field (a flag name) holds Value, which is
 // wrong for Reason.

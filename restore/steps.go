@@ -60,12 +60,8 @@ func allLocal(members []Member) bool {
 // unit running the member with its restored settings.
 func systemdCommand(p *Plan, m Member) string {
 	args := []string{"etcdops", "systemd", "unit", "--install"}
-	for _, s := range p.settings(m) {
-		if s.value == "true" {
-			args = append(args, "--"+s.flag)
-			continue
-		}
-		args = append(args, "--"+s.flag, shellQuote(s.value))
+	for _, a := range p.conf(m).Flags() {
+		args = append(args, shellQuote(a))
 	}
 	return strings.Join(args, " ")
 }

@@ -27,8 +27,7 @@ type File struct {
 var templateFS embed.FS
 
 var templates = template.Must(template.New("").Funcs(template.FuncMap{
-	"join":  strings.Join,
-	"quote": quoteEnv,
+	"join": strings.Join,
 }).ParseFS(templateFS, "templates/*.tmpl"))
 
 // render executes the template named like its file in templates/.

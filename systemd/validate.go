@@ -11,6 +11,8 @@ import (
 
 	"go.etcd.io/etcd/client/pkg/v3/types"
 	"go.etcd.io/etcd/server/v3/embed"
+
+	"github.com/etcdops/etcdops/internal/memberconf"
 )
 
 // ValidationError names the flag whose value is wrong and what was expected.
@@ -49,7 +51,7 @@ func (m Member) Validate() error {
 			return bad(p.flag, p.path, err)
 		}
 	}
-	for _, s := range []setting{
+	for _, s := range []struct{ flag, value string }{
 		{"listen-client-urls", m.ListenClientURLs},
 		{"advertise-client-urls", m.AdvertiseClientURLs},
 		{"listen-peer-urls", m.ListenPeerURLs},
@@ -146,8 +148,8 @@ func hasControl(s string) bool {
 // validateEnv checks the ETCD_* variables of --env.
 func (m Member) validateEnv() error {
 	own := map[string]string{}
-	for _, s := range m.settings() {
-		own[envKey(s.flag)] = s.flag
+	for _, flag := range memberconf.FlagNames() {
+		own[memberconf.EnvKey(flag)] = flag
 	}
 	seen := map[string]bool{}
 	for _, kv := range m.Env {
@@ -164,7 +166,7 @@ func (m Member) validateEnv() error {
 			return bad("KEY=VALUE with an upper-case KEY starting with ETCD_, like ETCD_SNAPSHOT_COUNT=10000")
 		case own[k] != "":
 			return bad(fmt.Sprintf("no %s: it is set by --%s", k, own[k]))
-		case k == envKey("config-file"):
+		case k == memberconf.EnvKey("config-file"):
 			return bad("no " + k + ": with a config file etcd ignores every other ETCD_* variable")
 		case !etcdEnv()[k]:
 			return bad("ETCD_ and the name of an etcd flag in upper case with _ for -, like ETCD_SNAPSHOT_COUNT")
@@ -186,9 +188,9 @@ var etcdEnv = sync.OnceValue(func() map[string]bool {
 	fs := flag.NewFlagSet("etcd", flag.ContinueOnError)
 	embed.NewConfig().AddFlags(fs)
 	known := map[string]bool{}
-	fs.VisitAll(func(f *flag.Flag) { known[envKey(f.Name)] = true })
+	fs.VisitAll(func(f *flag.Flag) { known[memberconf.EnvKey(f.Name)] = true })
 	for _, name := range []string{"initial-cluster-state", "discovery-fallback", "v2-deprecation"} {
-		known[envKey(name)] = true
+		known[memberconf.EnvKey(name)] = true
 	}
 	return known
 })
