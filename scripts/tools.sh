@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs, pinned and cached under .cache/, everything the tests and
 # benchmarks use besides Go itself: the stock etcd 3.6.16 binaries (etcd,
-# etcdctl, etcdutl), etcd's benchmark tool, systemd-analyze, and the
+# etcdctl, etcdutl), stock etcd 3.5.35 (etcd-3.5, etcdctl-3.5, for migrations
+# from 3.5), etcd's benchmark tool, systemd-analyze, and the
 # object-store servers of internal/objtest (MinIO, fake-gcs-server, Azurite).
 # Idempotent. Prints the tools directory on its last line.
 set -euo pipefail
@@ -22,6 +23,25 @@ build etcd etcd go.etcd.io/etcd/server/v3
 build etcdctl etcd go.etcd.io/etcd/etcdctl/v3
 build etcdutl etcd go.etcd.io/etcd/etcdutl/v3
 build benchmark bench go.etcd.io/etcd/v3/tools/benchmark
+
+# Stock etcd 3.5 is installed once into a folder named after its own go.sum
+# under .cache/tools/ and linked into $dir, so changing the 3.6 pins does not
+# rebuild it, nor it them.
+old=$(sha256sum <"$root/tools/etcd35/go.sum" | cut -c1-12)
+olddir=$cache/tools/etcd35-$old
+for name in etcd etcdctl; do
+	if [ ! -x "$olddir/$name" ]; then
+		echo "tools: building stock $name 3.5 (tools/etcd35)" >&2
+		mkdir -p "$olddir"
+		pkg=go.etcd.io/etcd/server/v3
+		if [ $name = etcdctl ]; then pkg=go.etcd.io/etcd/etcdctl/v3; fi
+		(cd "$root/tools/etcd35" && go build -trimpath -o "$olddir/$name.part" "$pkg")
+		mv "$olddir/$name.part" "$olddir/$name"
+	fi
+	if [ "$(readlink "$dir/$name-3.5" 2>/dev/null)" != "../etcd35-$old/$name" ]; then
+		ln -sfn "../etcd35-$old/$name" "$dir/$name-3.5"
+	fi
+done
 
 if ! command -v systemd-analyze >/dev/null 2>&1; then
 	echo "tools: installing systemd (for systemd-analyze verify)" >&2

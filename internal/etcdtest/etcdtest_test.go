@@ -3,6 +3,7 @@ package etcdtest
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,9 +38,16 @@ func TestEmbeddedClusterSurvivesAMemberRestart(t *testing.T) {
 func TestServeAndStockProcessClusters(t *testing.T) {
 	for name, start := range map[string]func(testing.TB, int, ...string) *ProcessCluster{
 		"etcdops serve": StartServeCluster, "stock etcd": StartStockCluster,
+		"stock etcd 3.5": func(t testing.TB, n int, extra ...string) *ProcessCluster {
+			return StartToolCluster(t, StockEtcd35, n, extra...)
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := start(t, 3)
+			status := Etcdctl(t, c.Endpoints(), "endpoint", "status", "-w", "json")
+			if want := map[bool]string{true: `"version":"3.5.35"`, false: `"version":"3.6.16"`}[name == "stock etcd 3.5"]; !strings.Contains(status, want) {
+				t.Fatalf("endpoint status does not say %s: %s", want, status)
+			}
 			Etcdctl(t, c.Endpoints(), "put", "k", "v")
 			c.Procs[0].Kill(t)
 			if c.Procs[0].Running() {

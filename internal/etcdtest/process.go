@@ -46,10 +46,24 @@ func StartServeCluster(t testing.TB, n int, extra ...string) *ProcessCluster {
 	return StartProcesses(t, withExtra(Specs(t, n, t.TempDir()), extra), EtcdopsBin(t), "serve")
 }
 
+// The stock etcd servers that scripts/tools.sh installs, as names for Tool:
+// the release etcdops embeds, and the 3.5 release clusters migrate from.
+const (
+	StockEtcd   = "etcd"
+	StockEtcd35 = "etcd-3.5"
+)
+
 // StartStockCluster is StartServeCluster with the stock etcd binary.
 func StartStockCluster(t testing.TB, n int, extra ...string) *ProcessCluster {
 	t.Helper()
-	return StartProcesses(t, withExtra(Specs(t, n, t.TempDir()), extra), Tool(t, "etcd"))
+	return StartToolCluster(t, StockEtcd, n, extra...)
+}
+
+// StartToolCluster is StartServeCluster with a stock etcd server, StockEtcd
+// or StockEtcd35.
+func StartToolCluster(t testing.TB, tool string, n int, extra ...string) *ProcessCluster {
+	t.Helper()
+	return StartProcesses(t, withExtra(Specs(t, n, t.TempDir()), extra), Tool(t, tool))
 }
 
 func withExtra(specs []MemberSpec, extra []string) []MemberSpec {

@@ -78,10 +78,19 @@ func WithTLS(t testing.TB, specs []MemberSpec, ca *CA) []MemberSpec {
 // with data dirs under dir. Member names are m0, m1, ...
 func Specs(t testing.TB, n int, dir string) []MemberSpec {
 	t.Helper()
-	specs := make([]MemberSpec, n)
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("m%d", i)
+	}
+	return SpecsNamed(t, dir, names...)
+}
+
+// SpecsNamed is Specs for members of the given names.
+func SpecsNamed(t testing.TB, dir string, names ...string) []MemberSpec {
+	t.Helper()
+	specs := make([]MemberSpec, len(names))
 	var initial []string
-	for i := range specs {
-		name := fmt.Sprintf("m%d", i)
+	for i, name := range names {
 		specs[i] = MemberSpec{
 			Name:         name,
 			DataDir:      filepath.Join(dir, name+".etcd"),
