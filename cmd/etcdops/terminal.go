@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"os"
 
@@ -20,7 +21,7 @@ func onTerminal() bool { return term.IsTerminal(int(os.Stderr.Fd())) }
 func newLogger(level string) (*zap.Logger, error) {
 	var lvl zapcore.Level
 	if err := lvl.Set(level); err != nil {
-		return nil, usageError(err)
+		return nil, usageError(fmt.Errorf("--log-level: invalid value %q, expected debug, info, warn or error", level))
 	}
 	cfg := zap.NewProductionConfig()
 	if onTerminal() {
