@@ -16,7 +16,14 @@ import (
 // runEtcdops runs the etcdops binary and returns stdout, stderr and the exit code.
 func runEtcdops(t *testing.T, env []string, args ...string) (string, string, int) {
 	t.Helper()
+	return runIn(t, "", env, args...)
+}
+
+// runIn is runEtcdops in the working directory dir.
+func runIn(t *testing.T, dir string, env []string, args ...string) (string, string, int) {
+	t.Helper()
 	cmd := exec.Command(etcdtest.EtcdopsBin(t), args...)
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
