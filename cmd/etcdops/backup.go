@@ -84,16 +84,23 @@ func noArgs(c *cli.Context) error {
 	return nil
 }
 
-func backupSaveCommand() *cli.Command {
-	flags := append(clientFlags(),
-		&cli.StringFlag{Name: "to", Required: true, Usage: "bucket `URL` to store the snapshot in"},
+// saveFlags say what a save takes and where it stores it: backup save's,
+// which schedule takes too. --to is required unless a schedule reads its
+// jobs from a file.
+func saveFlags(toRequired bool) []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "to", Required: toRequired, Usage: "bucket `URL` to store the snapshot in"},
 		&cli.StringFlag{Name: "tag", Usage: "name snapshots `TAG`_<time> (default: the member's name with one endpoint, cluster-<cluster ID> with several)"},
 		&cli.StringFlag{Name: "member", Usage: "take the snapshot from the member `NAME` (default: the voting member that applied the most)"},
 		&cli.BoolFlag{Name: "compress", Usage: "compress with zstd (.zst)"},
 		&cli.StringSliceFlag{Name: "age-recipient", Usage: "encrypt with age to public key `AGE1…` (repeatable; .age)"},
 		&cli.StringFlag{Name: "age-recipients-file", Usage: "encrypt to the age public keys in `FILE`, one per line"},
-		flagQuiet, flagLogLevel, flagOutput,
-	)
+	}
+}
+
+func backupSaveCommand() *cli.Command {
+	flags := append(clientFlags(), saveFlags(true)...)
+	flags = append(flags, flagQuiet, flagLogLevel, flagOutput)
 	flags = append(flags, keepFlags()...)
 	return &cli.Command{
 		Name:      "save",

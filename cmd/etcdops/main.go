@@ -41,6 +41,7 @@ func newApp() *cli.App {
 		Commands: []*cli.Command{
 			serveCommand(),
 			backupCommand(),
+			scheduleCommand(),
 			restoreCommand(),
 			healthCommand(),
 			systemdCommand(),

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/etcdops/etcdops/backup"
+	"github.com/etcdops/etcdops/schedule"
+)
+
+// jobFlags are the flags a --config file replaces.
+var jobFlags = []string{"cron", "verify-cron", "to", "tag", "member", "compress", "age-recipient", "age-recipients-file",
+	"keep-last", "keep-hourly", "keep-daily", "keep-weekly", "keep-monthly", "keep-within",
+	"jitter", "catch-up", "heartbeat-url", "heartbeat-fail-url"}
+
+func scheduleCommand() *cli.Command {
+	flags := append(clientFlags(), saveFlags(false)...)
+	flags = append(flags, keepFlags()...)
+	flags = append(flags,
+		&cli.StringFlag{Name: "cron", Usage: "run at `SPEC`: 5 cron fields or @hourly, @daily, \"@every 30m\"; UTC unless it starts with CRON_TZ=Zone"},
+		&cli.StringFlag{Name: "verify-cron", Usage: "restore-test the newest snapshot at `SPEC`"},
+		&cli.StringFlag{Name: "config", Usage: "YAML `FILE` of jobs (instead of --cron, --to and the other job flags)"},
+		&cli.StringFlag{Name: "jitter", Usage: "wait a random delay of up to `DURATION` before each run"},
+		&cli.StringFlag{Name: "catch-up", Value: "once", Usage: "`MODE` at start when the newest snapshot is older than one interval: once or none"},
+		&cli.StringFlag{Name: "heartbeat-url", Usage: "POST to `URL` after each successful save (a dead-man's switch)"},
+		&cli.StringFlag{Name: "heartbeat-fail-url", Usage: "POST to `URL` after each failed run"},
+		&cli.StringFlag{Name: "metrics-addr", Usage: "serve /metrics and /healthz on `HOST:PORT`"},
+		&cli.DurationFlag{Name: "max-age", Usage: "/healthz answers 503 when a job's last success is older than `DURATION`"},
+		flagIdentity, flagSpool, flagLogLevel,
+	)
+	return &cli.Command{
+		Name:      "schedule",
+		Usage:     "take snapshots into a bucket on a schedule, until stopped",
+		UsageText: "etcdops schedule --cron SPEC --endpoints URLS --to URL [--tag TAG] [--keep-daily N …] [--metrics-addr HOST:PORT]\n   etcdops schedule --config FILE [--endpoints URLS] [--metrics-addr HOST:PORT]",
+		Description: "Each run is a backup save and then its retention (never after a failed save; a failure to prune\n" +
+			"does not fail the run). Runs of a job never overlap: one due while the last is going is skipped.\n" +
+			"At start, a job whose newest snapshot in the bucket is older than one interval runs once at once.\n" +
+			"\"@every D\" runs at multiples of D since midnight UTC. SIGTERM aborts an upload in progress.\n\n" +
+			"Exit codes: 0 stopped by SIGTERM/SIGINT, 1 a bucket or the metrics address cannot be used,\n" +
+			"2 bad flags, schedule or config file (nothing was started).",
+		Flags: flags,
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			cfg, err := scheduleConfig(c)
+			if err != nil {
+				return err
+			}
+			lg, err := newLogger(c.String("log-level"))
+			if err != nil {
+				return err
+			}
+			defer lg.Sync()
+			cfg.Logger = lg
+			for i := range cfg.Jobs {
+				cfg.Jobs[i].Save.Logger = lg
+			}
+			s, err := schedule.New(cfg)
+			if err != nil {
+				return err
+			}
+			return s.Run(c.Context)
+		},
+	}
+}
+
+// scheduleConfig turns the flags, or the --config file, into the daemon's
+// configuration.
+func scheduleConfig(c *cli.Context) (schedule.Config, error) {
+	var cfg schedule.Config
+	ccfg, err := clientConfig(c)
+	if err != nil {
+		return cfg, err
+	}
+	ids, err := identitiesFrom(c)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.MetricsAddr, cfg.MaxAge = c.String("metrics-addr"), c.Duration("max-age")
+	cfg.Verify = backup.VerifyConfig{Identities: ids, SpoolDir: c.String("spool-dir")}
+	base := backup.SaveConfig{Endpoints: ccfg.Endpoints, Dial: dialer(ccfg), CommandTimeout: ccfg.CommandTimeout, EtcdopsVersion: etcdopsVersion()}
+
+	if path := c.String("config"); path != "" {
+		for _, f := range jobFlags {
+			if c.IsSet(f) {
+				return cfg, usageError(fmt.Errorf("--%s: set in the jobs of --config %s, not as a flag", f, path))
+			}
+		}
+		jcs, err := schedule.LoadConfig(path)
+		if err != nil {
+			return cfg, usageError(fmt.Errorf("--config: %w", err))
+		}
+		if cfg.Jobs, err = schedule.Jobs(jcs, base); err != nil {
+			return cfg, usageError(fmt.Errorf("--config %s: %w", path, err))
+		}
+		return cfg, nil
+	}
+
+	for _, f := range []string{"cron", "to"} {
+		if !c.IsSet(f) {
+			return cfg, usageError(fmt.Errorf("--%s: required (or --config FILE)", f))
+		}
+	}
+	codec, err := codecFrom(c)
+	if err != nil {
+		return cfg, err
+	}
+	policy, err := policyFrom(c)
+	if err != nil {
+		return cfg, err
+	}
+	name := c.String("tag")
+	if name == "" {
+		name = "backup"
+	}
+	jc := schedule.JobConfig{Name: name, Cron: c.String("cron"), VerifyCron: c.String("verify-cron"), To: c.String("to"),
+		Tag: c.String("tag"), Member: c.String("member"), Jitter: c.String("jitter"), CatchUp: c.String("catch-up"),
+		HeartbeatURL: c.String("heartbeat-url"), HeartbeatFailURL: c.String("heartbeat-fail-url")}
+	jobs, err := schedule.Jobs([]schedule.JobConfig{jc}, base)
+	var ce *schedule.ConfigError
+	if errors.As(err, &ce) {
+		return cfg, usageError(fmt.Errorf("--%s: %w", ce.Field, ce.Err))
+	}
+	if err != nil {
+		return cfg, usageError(err)
+	}
+	jobs[0].Save.Codec, jobs[0].Policy = codec, policy
+	cfg.Jobs = jobs
+	return cfg, nil
+}

@@ -1,0 +1,62 @@
+package schedule
+
+import (
+	"fmt"
+	"time"
+)
+
+// CatchUp says what a job does at start about runs it missed while no
+// scheduler ran.
+type CatchUp string
+
+const (
+	// CatchUpOnce runs once at start when the newest complete snapshot of
+	// the job's tag is older than one interval of its schedule.
+	CatchUpOnce CatchUp = "once"
+	// CatchUpNone waits for the next activation.
+	CatchUpNone CatchUp = "none"
+)
+
+// ParseCatchUp reads a catch-up mode; empty means once.
+func ParseCatchUp(s string) (CatchUp, error) {
+	switch CatchUp(s) {
+	case "", CatchUpOnce:
+		return CatchUpOnce, nil
+	case CatchUpNone:
+		return CatchUpNone, nil
+	}
+	return "", fmt.Errorf("invalid value %q, expected once or none", s)
+}
+
+// ShouldCatchUp decides whether a job runs once at start. newest is the
+// time of the newest complete snapshot of its tag in the bucket (zero when
+// it has none, or when the bucket could not be listed). Missed runs are
+// judged from the bucket, not from local state, so the decision survives
+// restarts and moves to new hosts; and it is one run, never one per missed
+// slot.
+func ShouldCatchUp(mode CatchUp, spec Spec, newest, now time.Time) bool {
+	if mode == CatchUpNone {
+		return false
+	}
+	if newest.IsZero() {
+		return true
+	}
+	return now.Sub(newest) > spec.Interval(now)
+}
+
+// Stale reports whether a job whose last success was at last (zero for
+// never) is older than maxAge at now; a maxAge of 0 never is.
+func Stale(last time.Time, maxAge time.Duration, now time.Time) bool {
+	if maxAge <= 0 {
+		return false
+	}
+	return last.IsZero() || now.Sub(last) > maxAge
+}
+
+// Jitter is the delay before a run for a random fraction r in [0, 1).
+func Jitter(max time.Duration, r float64) time.Duration {
+	if max <= 0 {
+		return 0
+	}
+	return time.Duration(r * float64(max)).Truncate(time.Millisecond)
+}

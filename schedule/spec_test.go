@@ -1,0 +1,85 @@
+package schedule
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func utc(s string) time.Time {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		panic(err)
+	}
+	return t.UTC()
+}
+
+func TestParseSpecNextAndInterval(t *testing.T) {
+	from := utc("2026-11-30T09:17:42Z")
+	for _, tc := range []struct {
+		spec     string
+		next     string
+		interval time.Duration
+		slot     string // Slot(next + 300ms)
+	}{
+		{"0 * * * *", "2026-11-30T10:00:00Z", time.Hour, "2026-11-30T10:00:00Z"},
+		{"*/15 * * * *", "2026-11-30T09:30:00Z", 15 * time.Minute, "2026-11-30T09:30:00Z"},
+		{"30 2 * * *", "2026-12-01T02:30:00Z", 24 * time.Hour, "2026-12-01T02:30:00Z"},
+		{"@hourly", "2026-11-30T10:00:00Z", time.Hour, "2026-11-30T10:00:00Z"},
+		{"@daily", "2026-12-01T00:00:00Z", 24 * time.Hour, "2026-12-01T00:00:00Z"},
+		{"@every 30m", "2026-11-30T09:30:00Z", 30 * time.Minute, "2026-11-30T09:30:00Z"},
+		{"@every 1s", "2026-11-30T09:17:43Z", time.Second, "2026-11-30T09:17:43Z"},
+		{"@every 1500ms", "2026-11-30T09:17:43Z", time.Second, "2026-11-30T09:17:43Z"}, // cron rounds to seconds
+		// 02:00 in Berlin is 01:00 UTC in winter.
+		{"CRON_TZ=Europe/Berlin 0 2 * * *", "2026-12-01T01:00:00Z", 24 * time.Hour, "2026-12-01T01:00:00Z"},
+		{"  0 * * * *  ", "2026-11-30T10:00:00Z", time.Hour, "2026-11-30T10:00:00Z"},
+	} {
+		s, err := ParseSpec(tc.spec)
+		if err != nil {
+			t.Errorf("ParseSpec(%q): %v", tc.spec, err)
+			continue
+		}
+		next := s.Next(from)
+		if !next.Equal(utc(tc.next)) {
+			t.Errorf("%q: Next(%v) = %v, want %s", tc.spec, from, next, tc.next)
+		}
+		if got := s.Interval(from); got != tc.interval {
+			t.Errorf("%q: Interval = %v, want %v", tc.spec, got, tc.interval)
+		}
+		if got := s.Slot(next.Add(300 * time.Millisecond)); !got.Equal(utc(tc.slot)) {
+			t.Errorf("%q: Slot = %v, want %s", tc.spec, got, tc.slot)
+		}
+	}
+}
+
+func TestParseSpecRefuses(t *testing.T) {
+	for _, tc := range []struct{ spec, want string }{
+		{"", "empty"},
+		{"0 * * *", "expected exactly 5 fields"},
+		{"0 0 * * * *", "expected exactly 5 fields"},
+		{"61 * * * *", "above maximum"},
+		{"@fortnightly", "unrecognized descriptor"},
+		{"@every banana", "failed to parse duration"},
+		{"CRON_TZ=Mars/Olympus 0 * * * *", "provided bad location"},
+		{"TZ=UTC 0 * * * *", "CRON_TZ="},
+	} {
+		_, err := ParseSpec(tc.spec)
+		if err == nil {
+			t.Errorf("ParseSpec(%q) accepted it", tc.spec)
+			continue
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, tc.want) || !strings.Contains(msg, `"`+tc.spec+`"`) || strings.Contains(msg, "\n") {
+			t.Errorf("ParseSpec(%q) = %q; want one line quoting the spec and %q", tc.spec, msg, tc.want)
+		}
+	}
+}
+
+func TestEverySlotsAgreeAcrossProcesses(t *testing.T) {
+	// Two schedulers started at different times see the same activations.
+	s, _ := ParseSpec("@every 10m")
+	a, b := s.Next(utc("2026-11-30T09:01:13Z")), s.Next(utc("2026-11-30T09:07:59Z"))
+	if !a.Equal(b) || !a.Equal(utc("2026-11-30T09:10:00Z")) {
+		t.Errorf("activations %v and %v, want both 09:10", a, b)
+	}
+}
