@@ -136,7 +136,9 @@ func Jobs(configs []JobConfig, base backup.SaveConfig) ([]Job, error) {
 }
 
 func (jc JobConfig) job(base backup.SaveConfig) (Job, error) {
-	bad := func(field string, err error) (Job, error) { return Job{}, &ConfigError{Job: jc.Name, Field: field, Err: err} }
+	bad := func(field string, err error) (Job, error) {
+		return Job{}, &ConfigError{Job: jc.Name, Field: field, Err: err}
+	}
 	j := Job{Name: jc.Name, To: jc.To, Save: base}
 	var err error
 	if j.Cron, err = ParseSpec(jc.Cron); err != nil {
