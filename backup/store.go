@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -18,6 +17,8 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/etcdops/etcdops/internal/atomicfile"
 
 	// The bucket schemes a Store opens.
 	_ "gocloud.dev/blob/azureblob"
@@ -54,12 +55,7 @@ func (s *Store) syncDir(key string) error {
 	if s.dir == "" {
 		return nil
 	}
-	d, err := os.Open(filepath.Dir(filepath.Join(s.dir, key)))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.SyncDir(filepath.Dir(filepath.Join(s.dir, key)))
 }
 
 // reportsMD5 tells whether the backend computes an MD5 of every uploaded
@@ -73,14 +69,14 @@ func (s *Store) reportsMD5() bool { return s.scheme == "gs" }
 func OpenStore(ctx context.Context, rawURL string) (*Store, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || u.Scheme == "" {
-		return nil, fmt.Errorf("bucket URL %q: expected scheme://bucket, with scheme one of %s", Redact(rawURL), strings.Join(Schemes, ", "))
+		return nil, inputErr(FieldBucket, Redact(rawURL), "expected scheme://bucket, with scheme one of %s", strings.Join(Schemes, ", "))
 	}
 	if !slices.Contains(Schemes, u.Scheme) {
-		return nil, fmt.Errorf("bucket URL %s: unknown scheme %q, expected one of %s", Redact(rawURL), u.Scheme, strings.Join(Schemes, ", "))
+		return nil, inputErr(FieldBucket, Redact(rawURL), "unknown scheme %q, expected one of %s", u.Scheme, strings.Join(Schemes, ", "))
 	}
 	b, err := blob.OpenBucket(ctx, withDefaults(u).String())
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("bucket %s does not exist", Redact(rawURL))
+		return nil, inputErr(FieldBucket, Redact(rawURL), "no such bucket")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", Redact(rawURL), cleanErr(err))
@@ -96,7 +92,7 @@ func OpenStore(ctx context.Context, rawURL string) (*Store, error) {
 	}
 	if !ok {
 		b.Close()
-		return nil, fmt.Errorf("bucket %s does not exist", s.URL)
+		return nil, inputErr(FieldBucket, s.URL, "no such bucket")
 	}
 	return s, nil
 }
@@ -255,7 +251,7 @@ func (s *Store) Find(ctx context.Context, nameOrLatest, tag string) (Snapshot, e
 	}
 	n, ok := ParseName(nameOrLatest)
 	if !ok {
-		return Snapshot{}, fmt.Errorf("snapshot name %q: expected <tag>_<YYYY-MM-DD_HH-MM-SS>.db[.zst][.age] or latest", nameOrLatest)
+		return Snapshot{}, inputErr(FieldSnapshot, nameOrLatest, "expected <tag>_<YYYY-MM-DD_HH-MM-SS>.db[.zst][.age] or latest")
 	}
 	attrs, err := s.bucket.Attributes(ctx, n.String())
 	if gcerrors.Code(err) == gcerrors.NotFound {

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/etcdops/etcdops/internal/atomicfile"
 )
 
 // How a member's database was written.
@@ -24,40 +26,27 @@ const (
 )
 
 // cloneFile replaces dst with a copy of src: a reflink where the filesystem
-// supports one (XFS, btrfs), else a byte copy (copy_file_range). The copy
-// is written as dst.part, fsynced and renamed. It returns DBReflink or
-// DBCopy.
-func cloneFile(src, dst string) (kind string, err error) {
+// supports one (XFS, btrfs), else a byte copy (copy_file_range), written
+// atomically (atomicfile). It returns DBReflink or DBCopy.
+func cloneFile(src, dst string) (string, error) {
 	in, err := os.Open(src)
 	if err != nil {
 		return "", err
 	}
 	defer in.Close()
-	part := dst + ".part"
-	out, err := os.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	out, err := atomicfile.Create(dst, 0o600)
 	if err != nil {
 		return "", err
 	}
-	defer func() {
-		out.Close()
-		if err != nil {
-			os.Remove(part)
-		}
-	}()
-	kind = DBReflink
+	defer out.Abort()
+	kind := DBReflink
 	if unix.IoctlFileClone(int(out.Fd()), int(in.Fd())) != nil {
 		kind = DBCopy
 		if _, err := io.Copy(out, in); err != nil {
 			return "", err
 		}
 	}
-	if err := out.Sync(); err != nil {
-		return "", err
-	}
-	if err := out.Close(); err != nil {
-		return "", err
-	}
-	return kind, os.Rename(part, dst)
+	return kind, out.Commit()
 }
 
 // sameStart compares the sizes and the first n bytes of two files: for a
@@ -111,44 +100,10 @@ func privatize(root string) error {
 			return err
 		}
 		if d.IsDir() {
-			return syncDir(path)
+			return atomicfile.SyncDir(path)
 		}
 		return nil
 	})
-}
-
-// syncDir fsyncs a directory: the names in it.
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
-}
-
-// writeFileAtomic writes data as path.part, fsyncs and renames it.
-func writeFileAtomic(path string, data []byte, mode fs.FileMode) error {
-	part := path + ".part"
-	f, err := os.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(part, path)
-	}
-	if err != nil {
-		os.Remove(part)
-		return err
-	}
-	return syncDir(filepath.Dir(path))
 }
 
 // existingAncestor returns path or its nearest ancestor that exists.

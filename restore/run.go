@@ -17,6 +17,8 @@ import (
 	"go.etcd.io/etcd/etcdutl/v3/snapshot"
 	"go.etcd.io/etcd/server/v3/storage/backend"
 	"go.etcd.io/etcd/server/v3/storage/schema"
+
+	"github.com/etcdops/etcdops/internal/atomicfile"
 )
 
 // Options say how Run writes.
@@ -225,7 +227,7 @@ func Run(ctx context.Context, p *Plan, s *Snapshot, opts Options) (*Result, erro
 		if err := os.Rename(dirs[i], m.DataDir); err != nil {
 			return nil, fmt.Errorf("member %s: %w", m.Name, err)
 		}
-		if err := syncDir(filepath.Dir(m.DataDir)); err != nil {
+		if err := atomicfile.SyncDir(filepath.Dir(m.DataDir)); err != nil {
 			return nil, fmt.Errorf("member %s: %w", m.Name, err)
 		}
 	}
@@ -237,7 +239,7 @@ func Run(ctx context.Context, p *Plan, s *Snapshot, opts Options) (*Result, erro
 			if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 				return nil, fmt.Errorf("member %s: %w", m.Name, err)
 			}
-			if err := writeFileAtomic(path, data, 0o600); err != nil {
+			if err := atomicfile.WriteFile(path, data, 0o600); err != nil {
 				return nil, fmt.Errorf("member %s: %w", m.Name, err)
 			}
 		}

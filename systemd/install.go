@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/etcdops/etcdops/internal/atomicfile"
 )
 
 // ErrDiffers is returned by Install for an existing file whose content differs
@@ -44,44 +46,13 @@ func Install(root string, files []File, force bool) error {
 	return nil
 }
 
-// writeFile replaces path atomically by a file with data and exactly mode.
-func writeFile(path string, data []byte, mode fs.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	if err := mkdirs(dir); err != nil {
+// writeFile replaces path atomically by a file with data and exactly mode,
+// creating its missing directories.
+func writeFile(path string, data []byte, mode fs.FileMode) error {
+	if err := mkdirs(filepath.Dir(path)); err != nil {
 		return err
 	}
-	part := path + ".part"
-	// A .part left by a crash may have another owner or mode: start afresh.
-	if err := os.Remove(part); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	f, err := os.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(part)
-		}
-	}()
-	// The umask may have narrowed mode; set it before any data is written.
-	if err := f.Chmod(mode); err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(part, path); err != nil {
-		return err
-	}
-	return syncDir(dir)
+	return atomicfile.WriteFile(path, data, mode)
 }
 
 // mkdirs creates dir and its missing parents with mode 0755, whatever the umask.
@@ -104,14 +75,4 @@ func mkdirs(dir string) error {
 		return err
 	}
 	return os.Chmod(dir, 0o755)
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
