@@ -32,7 +32,7 @@ func ParseRecipients(keys []string) ([]age.Recipient, []string, error) {
 		}
 		r, err := age.ParseX25519Recipient(k)
 		if err != nil {
-			return nil, nil, fmt.Errorf("age recipient %q: expected an age1… public key: %w", abbreviate(k), err)
+			return nil, nil, inputErr(FieldRecipient, abbreviate(k), "expected an age1… public key: %w", err)
 		}
 		rs = append(rs, r)
 		fps = append(fps, r.String())
@@ -44,12 +44,12 @@ func ParseRecipients(keys []string) ([]age.Recipient, []string, error) {
 func ReadIdentities(path string) ([]age.Identity, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("--identity: %w", err)
+		return nil, &InputError{Field: FieldIdentity, Value: path, Err: err}
 	}
 	defer f.Close()
 	ids, err := age.ParseIdentities(f)
 	if err != nil {
-		return nil, fmt.Errorf("--identity %s: %w", path, err)
+		return nil, &InputError{Field: FieldIdentity, Value: path, Err: err}
 	}
 	return ids, nil
 }
@@ -106,7 +106,7 @@ func Decoder(src io.Reader, ext string, identities []age.Identity) (io.ReadClose
 	r := src
 	if strings.HasSuffix(ext, ".age") {
 		if len(identities) == 0 {
-			return nil, errors.New("snapshot is encrypted: give the age identity file with --identity")
+			return nil, &InputError{Field: FieldIdentity, Err: ErrNeedsIdentity}
 		}
 		ar, err := age.Decrypt(r, identities...)
 		if err != nil {

@@ -8,42 +8,42 @@ import (
 	"os"
 
 	"filippo.io/age"
+
+	"github.com/etcdops/etcdops/internal/atomicfile"
 )
 
 // Fetch writes the plain etcd snapshot of snap to dst, the file that
 // `etcdctl snapshot save` would have written, which stock
 // `etcdutl snapshot restore` accepts. It checks everything the manifest
-// records on the way. dst appears only when complete; an existing dst is
-// replaced only with force.
+// records on the way. dst appears only when complete (atomicfile); an
+// existing dst is replaced only with force. A fetch killed midway leaves a
+// dst.part that the next one reuses; while one runs, another to the same
+// dst fails with an error wrapping atomicfile.ErrBusy.
 func Fetch(ctx context.Context, store *Store, snap Snapshot, identities []age.Identity, dst string, force bool, p Progress) error {
 	if _, err := os.Lstat(dst); err == nil && !force {
-		return fmt.Errorf("--to %s: file exists (use --force to replace it)", dst)
+		return &InputError{Field: FieldDestination, Value: dst, Err: ErrExists}
 	}
-	part := dst + ".part"
-	if err := download(ctx, store, snap, identities, part, p); err != nil {
-		os.Remove(part)
+	f, err := atomicfile.Create(dst, 0o600)
+	if err != nil {
+		return fmt.Errorf("fetch %s: %w", snap.Key(), err)
+	}
+	defer f.Abort()
+	if err := download(ctx, store, snap, identities, f.File, p); err != nil {
 		return err
 	}
-	if err := os.Rename(part, dst); err != nil {
-		os.Remove(part)
+	if err := f.Commit(); err != nil {
 		return fmt.Errorf("fetch %s: %w", snap.Key(), err)
 	}
 	return nil
 }
 
-// download decodes snap into a new private file at path, fsyncs it, and
-// checks the stored bytes, etcd's trailer and the raw sha256 against the
-// manifest. On error path may hold garbage; the caller removes it.
-func download(ctx context.Context, store *Store, snap Snapshot, identities []age.Identity, path string, p Progress) error {
+// download decodes snap into f and checks the stored bytes, etcd's trailer
+// and the raw sha256 against the manifest. On error f holds garbage.
+func download(ctx context.Context, store *Store, snap Snapshot, identities []age.Identity, f *os.File, p Progress) error {
 	m := snap.Manifest
 	if m.Encryption == "age" && len(identities) == 0 {
-		return fmt.Errorf("snapshot %s is encrypted: give the age identity file with --identity", snap.Key())
+		return &InputError{Field: FieldIdentity, Value: snap.Key(), Err: ErrNeedsIdentity}
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("fetch %s: %w", snap.Key(), err)
-	}
-	defer f.Close()
 
 	r, err := store.Open(ctx, snap.Name)
 	if err != nil {
@@ -91,8 +91,5 @@ func download(ctx context.Context, store *Store, snap Snapshot, identities []age
 		return fmt.Errorf("snapshot %s decodes to %d bytes with sha256 %s, manifest says %d bytes with %s",
 			snap.Key(), trailer.Size(), rawSHA, m.RawSize, m.RawSHA256)
 	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("fetch %s: %w", snap.Key(), err)
-	}
-	return f.Close()
+	return nil
 }

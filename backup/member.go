@@ -90,19 +90,19 @@ func namedSource(ctx context.Context, cli *clientv3.Client, members *clientv3.Me
 			continue
 		}
 		if m.IsLearner {
-			return Source{}, fmt.Errorf("--member %s: is a learner; snapshots are taken from voting members", name)
+			return Source{}, inputErr(FieldMember, name, "is a learner; snapshots are taken from voting members")
 		}
 		if len(m.ClientURLs) == 0 {
-			return Source{}, fmt.Errorf("--member %s: has no client URLs (not started yet?)", name)
+			return Source{}, inputErr(FieldMember, name, "has no client URLs (not started yet?)")
 		}
 		s, err := status(ctx, cli, m.ClientURLs[0], timeout)
 		if err != nil {
-			return Source{}, fmt.Errorf("--member %s: %w", name, err)
+			return Source{}, fmt.Errorf("member %s: %w", name, err)
 		}
 		s.Name = name
 		return s.Source, nil
 	}
-	return Source{}, fmt.Errorf("--member %s: no such member in the cluster", name)
+	return Source{}, inputErr(FieldMember, name, "no such member in the cluster")
 }
 
 type memberStatus struct {

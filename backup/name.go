@@ -3,7 +3,6 @@
 package backup
 
 import (
-	"fmt"
 	"regexp"
 	"strings"
 	"time"
@@ -34,7 +33,7 @@ var nameRE = regexp.MustCompile(`^(.+)_(\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2})(\.d
 // ValidateTag checks that tag can stand in an object name.
 func ValidateTag(tag string) error {
 	if !tagPattern.MatchString(tag) {
-		return fmt.Errorf("tag %q: expected letters, digits, '.' and '-', starting with a letter or digit", tag)
+		return inputErr(FieldTag, tag, "expected letters, digits, '.' and '-', starting with a letter or digit")
 	}
 	return nil
 }

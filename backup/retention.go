@@ -1,7 +1,6 @@
 package backup
 
 import (
-	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -26,15 +25,15 @@ const IncompleteGrace = time.Hour
 // Validate checks the policy's values.
 func (p Policy) Validate() error {
 	for _, v := range []struct {
-		flag string
-		n    int
-	}{{"--keep-last", p.Last}, {"--keep-hourly", p.Hourly}, {"--keep-daily", p.Daily}, {"--keep-weekly", p.Weekly}, {"--keep-monthly", p.Monthly}} {
+		field Field
+		n     int
+	}{{FieldKeepLast, p.Last}, {FieldKeepHourly, p.Hourly}, {FieldKeepDaily, p.Daily}, {FieldKeepWeekly, p.Weekly}, {FieldKeepMonthly, p.Monthly}} {
 		if v.n < 0 {
-			return fmt.Errorf("%s: expected a count of 0 or more, got %d", v.flag, v.n)
+			return inputErr(v.field, fmt.Sprint(v.n), "expected a count of 0 or more")
 		}
 	}
 	if p.Within < 0 {
-		return fmt.Errorf("--keep-within: expected a positive duration, got %v", p.Within)
+		return inputErr(FieldKeepWithin, p.Within.String(), "expected a positive duration")
 	}
 	return nil
 }
@@ -49,9 +48,6 @@ type Decision struct {
 	Reasons  []string
 }
 
-// ErrEmptyPolicy is returned when a policy would remove every snapshot.
-var ErrEmptyPolicy = errors.New("no --keep-* rule given: refusing to remove every snapshot")
-
 // ApplyPolicy decides, for every snapshot, whether p keeps it. Each tag is
 // judged on its own. The newest complete snapshot of each tag is always
 // kept, uploads without a manifest are removed once older than
@@ -62,7 +58,7 @@ func ApplyPolicy(snaps []Snapshot, p Policy, now time.Time) ([]Decision, error) 
 		return nil, err
 	}
 	if p.Empty() {
-		return nil, ErrEmptyPolicy
+		return nil, &InputError{Field: FieldPolicy, Err: ErrEmptyPolicy}
 	}
 	byTag := map[string][]Snapshot{}
 	var tags []string

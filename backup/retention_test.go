@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -96,12 +97,20 @@ func TestApplyPolicyPerTagAndIncomplete(t *testing.T) {
 }
 
 func TestPolicyValidate(t *testing.T) {
-	for _, p := range []Policy{{Last: -1}, {Daily: -2}, {Within: -time.Hour}} {
-		if _, err := ApplyPolicy(nil, p, time.Now()); err == nil {
-			t.Errorf("%+v accepted", p)
+	for _, tt := range []struct {
+		p     Policy
+		field Field
+	}{{Policy{Last: -1}, FieldKeepLast}, {Policy{Daily: -2}, FieldKeepDaily}, {Policy{Within: -time.Hour}, FieldKeepWithin}, {Policy{}, FieldPolicy}} {
+		_, err := ApplyPolicy(nil, tt.p, time.Now())
+		var ie *InputError
+		if !errors.As(err, &ie) || ie.Field != tt.field {
+			t.Errorf("%+v: %v, want an InputError of %s", tt.p, err, tt.field)
+		}
+		if err != nil && strings.Contains(err.Error(), "--") {
+			t.Errorf("%+v: %q names a flag", tt.p, err)
 		}
 	}
-	if _, err := ApplyPolicy(nil, Policy{}, time.Now()); err != ErrEmptyPolicy {
+	if _, err := ApplyPolicy(nil, Policy{}, time.Now()); !errors.Is(err, ErrEmptyPolicy) {
 		t.Errorf("empty policy: %v", err)
 	}
 }

@@ -117,8 +117,8 @@ func TestSaveFetchRestoreWithStockTools(t *testing.T) {
 	if out, err := exec.Command(etcdtest.Tool(t, "etcdutl"), "snapshot", "restore", file, "--data-dir", restored).CombinedOutput(); err != nil {
 		t.Fatalf("etcdutl snapshot restore: %v\n%s", err, out)
 	}
-	if err := backup.Fetch(context.Background(), store, snap, nil, file, false, nil); err == nil || !strings.Contains(err.Error(), "--force") {
-		t.Errorf("fetch over an existing file: %v, want a refusal naming --force", err)
+	if err := backup.Fetch(context.Background(), store, snap, nil, file, false, nil); !errors.Is(err, backup.ErrExists) {
+		t.Errorf("fetch over an existing file: %v, want ErrExists", err)
 	}
 
 	res, err := backup.Verify(context.Background(), store, snap, backup.VerifyConfig{RestoreTest: true})
@@ -332,7 +332,8 @@ func TestPickSourceNeverALearner(t *testing.T) {
 	store := openStore(t, "mem://")
 
 	_, err := backup.Save(ctx, store, backup.SaveConfig{Endpoints: eps, Dial: dialer(t), CommandTimeout: 5 * time.Second, Member: "learner"})
-	if err == nil || !strings.Contains(err.Error(), "--member learner: is a learner") {
+	var ie *backup.InputError
+	if !errors.As(err, &ie) || ie.Field != backup.FieldMember || !strings.Contains(err.Error(), `member "learner": is a learner`) {
 		t.Errorf("naming a learner: %v", err)
 	}
 	// Given only the learner's endpoint, no voting member is reachable.

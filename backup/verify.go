@@ -59,11 +59,19 @@ func Verify(ctx context.Context, store *Store, snap Snapshot, cfg VerifyConfig) 
 	}
 	dir, err := os.MkdirTemp(cfg.SpoolDir, ".etcdops-verify-")
 	if err != nil {
-		return nil, fmt.Errorf("--spool-dir: %w", err)
+		return nil, &InputError{Field: FieldSpoolDir, Value: cfg.SpoolDir, Err: err}
 	}
 	defer os.RemoveAll(dir)
 	path := filepath.Join(dir, "snapshot.db")
-	if err := download(ctx, store, snap, cfg.Identities, path, cfg.Progress); err != nil {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("verify %s: %w", snap.Key(), err)
+	}
+	err = download(ctx, store, snap, cfg.Identities, f, cfg.Progress)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return nil, err
 	}
 	res.Stored = true

@@ -56,10 +56,7 @@ func keepFlags() []cli.Flag {
 func policyFrom(c *cli.Context) (backup.Policy, error) {
 	p := backup.Policy{Last: c.Int("keep-last"), Hourly: c.Int("keep-hourly"), Daily: c.Int("keep-daily"),
 		Weekly: c.Int("keep-weekly"), Monthly: c.Int("keep-monthly"), Within: c.Duration("keep-within")}
-	if err := p.Validate(); err != nil {
-		return p, usageError(err)
-	}
-	return p, nil
+	return p, backupFlagError(p.Validate(), backupFlags)
 }
 
 func checkFormat(c *cli.Context) error {
@@ -111,7 +108,7 @@ func backupSaveCommand() *cli.Command {
 			"Retention runs only after a successful save; a failure to prune is logged, and does not fail the save.\n\n" +
 			backupExitCodes,
 		Flags: flags,
-		Action: func(c *cli.Context) error {
+		Action: withBackupFlags(map[backup.Field]string{backup.FieldBucket: "--to"}, func(c *cli.Context) error {
 			if err := noArgsAndFormat(c); err != nil {
 				return err
 			}
@@ -125,7 +122,7 @@ func backupSaveCommand() *cli.Command {
 			}
 			if tag := c.String("tag"); tag != "" {
 				if err := backup.ValidateTag(tag); err != nil {
-					return usageError(fmt.Errorf("--tag: %w", err))
+					return err
 				}
 			}
 			policy, err := policyFrom(c)
@@ -157,7 +154,7 @@ func backupSaveCommand() *cli.Command {
 			}
 			fmt.Fprintf(c.App.Writer, "saved %s revision %d, %d keys, %s stored\n", m.Name, m.Revision, m.TotalKeys, humanize.IBytes(uint64(m.StoredSize)))
 			return nil
-		},
+		}),
 	}
 }
 
@@ -193,7 +190,7 @@ func codecFrom(c *cli.Context) (backup.Codec, error) {
 	}
 	rs, fps, err := backup.ParseRecipients(keys)
 	if err != nil {
-		return backup.Codec{}, usageError(fmt.Errorf("--age-recipient: %w", err))
+		return backup.Codec{}, err
 	}
 	if c.IsSet("age-recipients-file") && len(rs) == 0 {
 		return backup.Codec{}, usageError(errors.New("--age-recipients-file: holds no age1… public key"))

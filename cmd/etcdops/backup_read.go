@@ -42,7 +42,7 @@ func backupListCommand() *cli.Command {
 		Usage:     "list the snapshots in a bucket, oldest first",
 		UsageText: "etcdops backup list --from URL [--tag TAG] [-w table|json]",
 		Flags:     []cli.Flag{flagFrom, flagTag, flagOutput},
-		Action: func(c *cli.Context) error {
+		Action: withBackupFlags(nil, func(c *cli.Context) error {
 			if err := noArgsAndFormat(c); err != nil {
 				return err
 			}
@@ -69,7 +69,7 @@ func backupListCommand() *cli.Command {
 					rev, keys, humanize.IBytes(uint64(s.Size)), state)
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 }
 
@@ -102,7 +102,7 @@ func backupVerifyCommand() *cli.Command {
 			"the first check. Exit 1 when anything does not match.",
 		Flags: []cli.Flag{flagFrom, flagTag, flagIdentity, flagSpool, flagQuiet, flagOutput, flagLogLevel,
 			&cli.BoolFlag{Name: "restore-test", Usage: "restore into a temporary member and check what it serves"}},
-		Action: func(c *cli.Context) error {
+		Action: withBackupFlags(nil, func(c *cli.Context) error {
 			if err := checkFormat(c); err != nil {
 				return err
 			}
@@ -139,7 +139,7 @@ func backupVerifyCommand() *cli.Command {
 				fmt.Fprintf(c.App.Writer, "note: %s\n", res.Note)
 			}
 			return nil
-		},
+		}),
 	}
 }
 
@@ -147,11 +147,7 @@ func identitiesFrom(c *cli.Context) ([]age.Identity, error) {
 	if c.String("identity") == "" {
 		return nil, nil
 	}
-	ids, err := backup.ReadIdentities(c.String("identity"))
-	if err != nil {
-		return nil, usageError(err)
-	}
-	return ids, nil
+	return backup.ReadIdentities(c.String("identity"))
 }
 
 func backupFetchCommand() *cli.Command {
@@ -162,7 +158,7 @@ func backupFetchCommand() *cli.Command {
 		Flags: []cli.Flag{flagFrom, flagTag, flagIdentity, flagQuiet,
 			&cli.StringFlag{Name: "to", Required: true, Usage: "write the snapshot to `FILE` (mode 0600)"},
 			&cli.BoolFlag{Name: "force", Usage: "replace --to if it exists"}},
-		Action: func(c *cli.Context) error {
+		Action: withBackupFlags(map[backup.Field]string{backup.FieldDestination: "--to"}, func(c *cli.Context) error {
 			ids, err := identitiesFrom(c)
 			if err != nil {
 				return err
@@ -177,7 +173,7 @@ func backupFetchCommand() *cli.Command {
 			}
 			fmt.Fprintf(c.App.Writer, "fetched %s to %s (revision %d)\n", snap.Key(), c.String("to"), snap.Manifest.Revision)
 			return nil
-		},
+		}),
 	}
 }
 
@@ -190,7 +186,7 @@ func backupPruneCommand() *cli.Command {
 			"each tag is never removed. Uploads without a manifest older than an hour are removed.",
 		Flags: append([]cli.Flag{flagFrom, flagTag, flagOutput, flagLogLevel,
 			&cli.BoolFlag{Name: "dry-run", Usage: "print what would be removed and why, remove nothing"}}, keepFlags()...),
-		Action: func(c *cli.Context) error {
+		Action: withBackupFlags(nil, func(c *cli.Context) error {
 			if err := noArgsAndFormat(c); err != nil {
 				return err
 			}
@@ -198,8 +194,8 @@ func backupPruneCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if policy.Empty() {
-				return usageError(backup.ErrEmptyPolicy)
+			if _, err := backup.ApplyPolicy(nil, policy, time.Now()); err != nil {
+				return err
 			}
 			lg, err := newLogger(c.String("log-level"))
 			if err != nil {
@@ -217,7 +213,7 @@ func backupPruneCommand() *cli.Command {
 				}
 			}
 			return err
-		},
+		}),
 	}
 }
 

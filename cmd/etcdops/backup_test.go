@@ -87,16 +87,20 @@ func TestBackupBadInput(t *testing.T) {
 		want string
 		code int
 	}{
-		{"unknown scheme", []string{"backup", "save", ep, "--to", "ftp://b"}, nil, `unknown scheme "ftp"`, 1},
-		{"missing bucket", []string{"backup", "save", ep, "--to", "file://" + filepath.Join(dir, "nope")}, nil, "does not exist", 1},
+		{"unknown scheme", []string{"backup", "save", ep, "--to", "ftp://b"}, nil, `--to "ftp://b": unknown scheme "ftp"`, 2},
+		{"missing bucket", []string{"backup", "save", ep, "--to", "file://" + filepath.Join(dir, "nope")}, nil, "no such bucket", 2},
 		{"unreachable endpoint", []string{"backup", "save", "--endpoints=127.0.0.1:1", "--dial-timeout=300ms", "--command-timeout=500ms", "--to", bucket}, nil, "127.0.0.1:1", 1},
 		{"malformed endpoint", []string{"backup", "save", "--endpoints=ftp://x:1", "--to", bucket}, nil, "--endpoints", 2},
 		{"negative retention", []string{"backup", "save", ep, "--to", bucket, "--keep-daily", "-1"}, nil, "--keep-daily", 2},
 		{"bad age recipient", []string{"backup", "save", ep, "--to", bucket, "--age-recipient", "age1bogus"}, nil, "--age-recipient", 2},
-		{"bad tag", []string{"backup", "save", ep, "--to", bucket, "--tag", "a/b"}, nil, "--tag", 2},
-		{"unknown member", []string{"backup", "save", ep, "--to", bucket, "--member", "nosuch"}, nil, "--member nosuch: no such member", 1},
+		{"bad tag", []string{"backup", "save", ep, "--to", bucket, "--tag", "a/b"}, nil, `--tag "a/b"`, 2},
+		{"retention not a number", []string{"backup", "save", ep, "--to", bucket, "--keep-last", "x"}, nil, "keep-last", 2},
+		{"missing --to", []string{"backup", "save", ep}, nil, "--to: required", 2},
+		{"missing identity file", []string{"backup", "verify", "--from", bucket, "--identity", filepath.Join(dir, "nope")}, nil, "--identity", 2},
+		{"flag of another command", []string{"backup", "fetch", "--from", bucket, "--to", existing, "--spool-dir", "x"}, nil, "spool-dir", 2},
+		{"unknown member", []string{"backup", "save", ep, "--to", bucket, "--member", "nosuch"}, nil, `--member "nosuch": no such member`, 2},
 		{"verify missing name", []string{"backup", "verify", "--from", bucket, "etcd-1_2026-01-01_00-00-00.db"}, nil, "no such snapshot", 1},
-		{"verify bad name", []string{"backup", "verify", "--from", bucket, "bogus"}, nil, "snapshot name \"bogus\"", 1},
+		{"verify bad name", []string{"backup", "verify", "--from", bucket, "bogus"}, nil, `snapshot "bogus": expected`, 2},
 		{"fetch latest of empty bucket", []string{"backup", "fetch", "--from", bucket, "latest", "--to", existing}, nil, "no complete snapshot", 1},
 		{"prune without rules", []string{"backup", "prune", "--from", bucket}, nil, "no --keep-*", 2},
 		{"bad output format", []string{"backup", "list", "--from", bucket, "-w", "yaml"}, nil, "--write-out", 2},
@@ -150,7 +154,7 @@ func TestBackupCredentialsStayOutOfOutput(t *testing.T) {
 	}
 	missing := strings.Replace(bucket, "s3://", "s3://no-such-bucket-", 1)
 	_, errOut, code = runEtcdops(t, nil, "backup", "save", ep, "--to", missing)
-	if code != 1 || !strings.Contains(errOut, "does not exist") {
+	if code != 2 || !strings.Contains(errOut, "no such bucket") {
 		t.Errorf("missing bucket: exit %d, stderr:\n%s", code, errOut)
 	}
 	// And with the right ones, the log and the manifest hold no secret.

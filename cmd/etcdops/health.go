@@ -66,7 +66,7 @@ func runHealth(c *cli.Context) error {
 	if raw := c.String("backups"); raw != "" {
 		store, err := backup.OpenStore(c.Context, raw)
 		if err != nil {
-			return healthUsage(fmt.Errorf("health: --backups: %w", err))
+			return healthUsage(fmt.Errorf("health: %w", backupFlagError(err, map[backup.Field]string{backup.FieldBucket: "--backups"})))
 		}
 		defer store.Close()
 		opts.Backups = &health.StoreSource{Store: store}

@@ -138,7 +138,7 @@ func TestHealthBadInput(t *testing.T) {
 		{"max age without backups", nil, []string{"--max-backup-age", "1h"}, "--max-backup-age and --tag: given without --backups"},
 		{"negative max age", nil, []string{"--backups", "file:///x", "--max-backup-age=-1h"}, "--max-backup-age: expected a positive duration"},
 		{"bad backups URL", nil, []string{"--backups", "nowhere", "--max-backup-age=1h"}, "expected a bucket URL"},
-		{"unknown bucket scheme", nil, []string{"--backups", "ftp://x/y", "--max-backup-age=1h"}, "--backups: bucket URL ftp://x/y"},
+		{"unknown bucket scheme", nil, []string{"--backups", "ftp://x/y", "--max-backup-age=1h"}, `--backups "ftp://x/y": unknown scheme`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -33,7 +33,7 @@ func (e *exitError) Unwrap() error { return e.err }
 func usageError(err error) error { return &exitError{code: exitUsage, err: err} }
 
 func newApp() *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:                 "etcdops",
 		Usage:                "run an etcd member and the operations that keep an etcd cluster alive",
 		HideVersion:          true,
@@ -47,6 +47,45 @@ func newApp() *cli.App {
 			systemdCommand(),
 			versionCommand(),
 		},
+		// Errors come back to run, which alone decides exit codes.
+		ExitErrHandler: func(*cli.Context, error) {},
+	}
+	markUsageErrors(app.Commands, map[*cli.StringFlag]bool{})
+	return app
+}
+
+// markUsageErrors makes urfave/cli's own input errors usage errors in every command that does not
+// map them itself: a flag that does not parse, and a required flag that is missing (checked in
+// Before instead of by urfave/cli, whose error carries no type to tell it by).
+// Flags shared by several commands are looked up in required once their own mark is cleared.
+func markUsageErrors(cmds []*cli.Command, required map[*cli.StringFlag]bool) {
+	for _, cmd := range cmds {
+		markUsageErrors(cmd.Subcommands, required)
+		if cmd.OnUsageError == nil {
+			cmd.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError(err) }
+		}
+		var names []string
+		for _, f := range cmd.Flags {
+			if sf, ok := f.(*cli.StringFlag); ok && (sf.Required || required[sf]) {
+				sf.Required, required[sf] = false, true
+				names = append(names, sf.Name)
+			}
+		}
+		if len(names) == 0 {
+			continue
+		}
+		before := cmd.Before
+		cmd.Before = func(c *cli.Context) error {
+			for _, name := range names {
+				if !c.IsSet(name) {
+					return usageError(fmt.Errorf("--%s: required", name))
+				}
+			}
+			if before != nil {
+				return before(c)
+			}
+			return nil
+		}
 	}
 }
 
@@ -68,6 +107,11 @@ func run(args []string) int {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code
+	}
+	// urfave/cli's own exit errors say that no such command or help topic exists.
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		return exitUsage
 	}
 	return exitFailure
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/urfave/cli/v2"
 
+	"github.com/etcdops/etcdops/backup"
 	"github.com/etcdops/etcdops/restore"
 )
 
@@ -79,12 +80,18 @@ func restoreCommand() *cli.Command {
 			return usageError(fmt.Errorf("restore: %w", err))
 		},
 		Action: func(c *cli.Context) error {
-			if err := restoreAction(c); err != nil {
+			if err := backupFlagError(restoreAction(c), restoreBackupFlags); err != nil {
 				return fmt.Errorf("restore: %w", err)
 			}
 			return nil
 		},
 	}
+}
+
+// restoreBackupFlags names restore's flags for the backup package's input errors.
+var restoreBackupFlags = map[backup.Field]string{
+	backup.FieldBucket: "--from", backup.FieldSnapshot: "--snapshot", backup.FieldTag: "--tag",
+	backup.FieldIdentity: "--identity", backup.FieldSpoolDir: "--spool-dir",
 }
 
 func restoreAction(c *cli.Context) error {

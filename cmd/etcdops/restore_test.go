@@ -269,7 +269,7 @@ func TestRestoreBadInput(t *testing.T) {
 		{"unreadable identity", []string{"--from", bucket, "--snapshot", "latest", "--identity", "/nonexistent", "--initial-cluster", cluster}, "--identity", 2},
 		{"snapshot fails its hash", []string{"--from", corrupt, "--initial-cluster", cluster}, "sha256 mismatch", 1},
 		{"wrong age identity", []string{"--from", bucket, "--snapshot", "latest", "--identity", otherKey, "--initial-cluster", cluster}, "did not match any of the recipients", 1},
-		{"encrypted without identity", []string{"--from", bucket, "--snapshot", "latest", "--initial-cluster", cluster}, "--identity", 1},
+		{"encrypted without identity", []string{"--from", bucket, "--snapshot", "latest", "--initial-cluster", cluster}, "--identity", 2},
 		{"no such snapshot", []string{"--from", bucket, "--snapshot", "prod_2020-01-01_00-00-00.db", "--initial-cluster", cluster}, "no such snapshot", 1},
 		{"tag without snapshots", []string{"--from", bucket, "--snapshot", "latest", "--tag", "staging", "--initial-cluster", cluster}, `no complete snapshot of tag "staging"`, 1},
 		{"missing file", []string{"--from", filepath.Join(target, "nope.db"), "--initial-cluster", cluster}, "no such file", 1},

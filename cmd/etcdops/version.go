@@ -29,6 +29,9 @@ func versionCommand() *cli.Command {
 		Name:  "version",
 		Usage: "print the etcdops version and the version of the embedded etcd",
 		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
 			fmt.Fprintf(c.App.Writer, "etcdops Version: %s\n", etcdopsVersion())
 			fmt.Fprintf(c.App.Writer, "etcd Version: %s\n", version.Version)
 			fmt.Fprintf(c.App.Writer, "etcd API Version: %s\n", version.APIVersion)

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/etcdops/etcdops/internal/etcdtest"
+)
+
+// TestFetchKilledThenRerun stops a real `backup fetch` midway (SIGSTOP once its .part exists), runs
+// a second fetch to the same file, which must fail without touching the first one's .part, then
+// kills the first with SIGKILL: the next fetch succeeds at its first try.
+func TestFetchKilledThenRerun(t *testing.T) {
+	c := etcdtest.StartEmbedded(t, 1)
+	value := make([]byte, 256<<10)
+	for i := range 96 {
+		rand.Read(value)
+		etcdtest.Put(t, c.Client(), fmt.Sprintf("k%03d", i), string(value))
+	}
+	bucket := "file://" + t.TempDir()
+	if _, errOut, code := runEtcdops(t, nil, "backup", "save", "--endpoints="+c.Endpoints()[0], "--to", bucket, "--compress", "--quiet"); code != 0 {
+		t.Fatalf("save: exit %d\n%s", code, errOut)
+	}
+	dst := filepath.Join(t.TempDir(), "snapshot.db")
+	part := dst + ".part"
+	fetch := []string{"backup", "fetch", "--from", bucket, "latest", "--to", dst, "--quiet"}
+
+	first, exited := stopMidway(t, fetch, dst, part)
+	before, err := os.ReadFile(part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code := runEtcdops(t, nil, fetch...)
+	if code != 1 || !strings.Contains(errOut, "another write to this file is in progress") {
+		t.Errorf("fetch beside a running one: exit %d, want 1 and a clear error\n%s", code, errOut)
+	}
+	if after, err := os.ReadFile(part); err != nil || string(after) != string(before) {
+		t.Fatalf("the running fetch's .part was disturbed: %v", err)
+	}
+	if _, err := os.Stat(dst); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("%s appeared: %v", dst, err)
+	}
+
+	first.Process.Signal(syscall.SIGKILL)
+	if err := <-exited; err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Fatalf("the stopped fetch ended with %v, want killed", err)
+	}
+	if _, err := os.Stat(part); err != nil {
+		t.Fatalf("the killed fetch left no .part: %v", err)
+	}
+	out, errOut, code := runEtcdops(t, nil, fetch...)
+	if code != 0 || !strings.Contains(out, "fetched ") {
+		t.Fatalf("fetch after a killed one: exit %d\n%s%s", code, out, errOut)
+	}
+	if fi, err := os.Stat(dst); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("fetched file: %v, want mode 0600", err)
+	}
+	if _, err := os.Stat(part); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf(".part left behind: %v", err)
+	}
+	if out, err := exec.Command(etcdtest.Tool(t, "etcdutl"), "snapshot", "status", dst).CombinedOutput(); err != nil {
+		t.Errorf("etcdutl snapshot status of the fetched file: %v\n%s", err, out)
+	}
+}
+
+// stopMidway starts etcdops with args and stops it (SIGSTOP) while it writes part, retrying when a
+// run finishes first. It returns the stopped process and the channel its Wait result arrives on.
+func stopMidway(t *testing.T, args []string, dst, part string) (*exec.Cmd, chan error) {
+	t.Helper()
+	for range 5 {
+		os.Remove(dst)
+		cmd := exec.Command(etcdtest.EtcdopsBin(t), args...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		for {
+			if _, err := os.Stat(part); err == nil {
+				cmd.Process.Signal(syscall.SIGSTOP)
+				// It may have renamed the .part between the check and the signal.
+				if _, err := os.Stat(part); err == nil {
+					t.Cleanup(func() { cmd.Process.Kill() })
+					return cmd, exited
+				}
+				cmd.Process.Signal(syscall.SIGCONT)
+			}
+			select {
+			case <-exited:
+			default:
+				continue
+			}
+			break
+		}
+	}
+	t.Fatal("five runs finished before they could be stopped midway")
+	return nil, nil
+}

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/etcdops/etcdops/backup"
+)
+
+// backupFlags names the flag of each backup.Field that the backup commands share; commands add
+// their own (the bucket is --to in save, --from elsewhere). A field without a flag (a snapshot
+// NAME argument) keeps the package's wording.
+var backupFlags = map[backup.Field]string{
+	backup.FieldBucket:      "--from",
+	backup.FieldTag:         "--tag",
+	backup.FieldMember:      "--member",
+	backup.FieldIdentity:    "--identity",
+	backup.FieldRecipient:   "--age-recipient",
+	backup.FieldSpoolDir:    "--spool-dir",
+	backup.FieldKeepLast:    "--keep-last",
+	backup.FieldKeepHourly:  "--keep-hourly",
+	backup.FieldKeepDaily:   "--keep-daily",
+	backup.FieldKeepWeekly:  "--keep-weekly",
+	backup.FieldKeepMonthly: "--keep-monthly",
+	backup.FieldKeepWithin:  "--keep-within",
+}
+
+// withBackupFlags runs a backup command's action and turns the backup package's input errors
+// into usage errors (exit 2) that name the command's flag; extra adds or overrides fields.
+func withBackupFlags(extra map[backup.Field]string, action cli.ActionFunc) cli.ActionFunc {
+	flags := backupFlags
+	if len(extra) > 0 {
+		flags = map[backup.Field]string{}
+		for k, v := range backupFlags {
+			flags[k] = v
+		}
+		for k, v := range extra {
+			flags[k] = v
+		}
+	}
+	return func(c *cli.Context) error { return backupFlagError(action(c), flags) }
+}
+
+// backupFlagError is err, or, for a *backup.InputError, a usage error that names the flag.
+func backupFlagError(err error, flags map[backup.Field]string) error {
+	var ie *backup.InputError
+	if !errors.As(err, &ie) {
+		return err
+	}
+	flag, ok := flags[ie.Field]
+	switch {
+	case errors.Is(ie, backup.ErrEmptyPolicy):
+		return usageError(errors.New("no --keep-* flag given: refusing to remove every snapshot"))
+	case !ok:
+		return usageError(ie)
+	case errors.Is(ie, backup.ErrExists):
+		return usageError(fmt.Errorf("%s %s: file exists (use --force to replace it)", flag, ie.Value))
+	case ie.Value == "":
+		return usageError(fmt.Errorf("%s: %w", flag, ie.Err))
+	default:
+		return usageError(fmt.Errorf("%s %q: %w", flag, ie.Value, ie.Err))
+	}
+}
