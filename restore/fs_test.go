@@ -11,24 +11,6 @@ import (
 	"github.com/etcdops/etcdops/internal/etcdtest"
 )
 
-// mount mounts a filesystem for the test, or skips it where the test may
-// not (not root, no tools).
-func mount(t *testing.T, args ...string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", append(args, dir)...).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount (%v: %s)", err, strings.TrimSpace(string(out)))
-	}
-	t.Cleanup(func() {
-		// Lazily: etcd's wal.Create leaks its file when preallocation
-		// fails, until this process exits.
-		if out, err := exec.Command("umount", "-l", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v %s", dir, err, out)
-		}
-	})
-	return dir
-}
-
 func plan3(t *testing.T, dir string) *Plan {
 	t.Helper()
 	p, err := NewPlan(Config{InitialCluster: "a=http://10.0.0.1:2380,b=http://10.0.0.2:2380,c=http://10.0.0.3:2380",
@@ -43,7 +25,7 @@ func TestFullFilesystem(t *testing.T) {
 	path, _, _ := makeSnapshot(t, 20)
 	s := openPlain(t, path)
 	// Room for one member's 64 MB WAL, not for three.
-	dir := mount(t, "-t", "tmpfs", "-o", "size=100m", "tmpfs")
+	dir := etcdtest.Mount(t, "-t", "tmpfs", "-o", "size=100m", "tmpfs")
 	p := plan3(t, dir)
 	if _, err := Run(context.Background(), p, s, Options{}); err == nil || !strings.Contains(err.Error(), "not enough space") {
 		t.Errorf("restore onto a small filesystem: %v, want a refusal before writing", err)
@@ -64,7 +46,7 @@ func TestFullFilesystem(t *testing.T) {
 func TestReadOnlyFilesystem(t *testing.T) {
 	path, _, _ := makeSnapshot(t, 5)
 	s := openPlain(t, path)
-	dir := mount(t, "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs")
+	dir := etcdtest.Mount(t, "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs")
 	_, err := Run(context.Background(), plan3(t, filepath.Join(dir, "etcd")), s, Options{})
 	if err == nil || !strings.Contains(err.Error(), "read-only file system") {
 		t.Errorf("restore onto a read-only filesystem: %v", err)
@@ -89,7 +71,7 @@ func TestReflinkOnXFS(t *testing.T) {
 	if out, err := exec.Command("mkfs.xfs", "-q", "-m", "reflink=1", img).CombinedOutput(); err != nil {
 		t.Skipf("mkfs.xfs: %v %s", err, out)
 	}
-	dir := mount(t, "-o", "loop", img)
+	dir := etcdtest.Mount(t, "-o", "loop", img)
 	p := plan3(t, filepath.Join(dir, "ours"))
 	res, err := Run(context.Background(), p, s, Options{})
 	if err != nil {

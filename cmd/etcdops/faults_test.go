@@ -1,6 +1,16 @@
 package main
 
-import "testing"
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/etcdops/etcdops/internal/etcdtest"
+)
 
 // faultRow is one row of the fault matrix: an operation, the fault it
 // meets, and what the test shows to hold.
@@ -9,15 +19,221 @@ type faultRow struct {
 	op    string
 	fault string
 	holds string
-	run   func(t *testing.T)
+	run   func(t *testing.T, fx *faultFixture)
 }
 
 // faultMatrix is the fault matrix; docs/reliability.md shows it.
-var faultMatrix []faultRow
+var faultMatrix = []faultRow{
+	{"save-full-disk", "`backup save` to file://", "the filesystem fills up (4 MiB tmpfs, 10 MiB snapshot)",
+		"exit 1 naming `no space left on device`; nothing left in the directory; all its space free again", saveFullDisk},
+	{"fetch-full-disk", "`backup fetch`", "the target filesystem fills up (4 MiB tmpfs)",
+		"exit 1 naming `no space left on device`; no file, no `.part`; all space free again", fetchFullDisk},
+	{"restore-full-disk", "`restore`", "too little space for the member (32 MiB tmpfs)",
+		"exit 1 naming `not enough space` before anything is written; the filesystem untouched", restoreFullDisk},
+	{"save-read-only", "`backup save` to file://", "the bucket directory is on a read-only mount",
+		"exit 1 naming `read-only file system`; nothing written", saveReadOnly},
+	{"fetch-read-only", "`backup fetch`", "the target is on a read-only mount",
+		"exit 1 naming `read-only file system`; nothing written", fetchReadOnly},
+	{"restore-read-only", "`restore`", "the data dirs are on a read-only mount",
+		"exit 1 naming `read-only file system`; nothing written", restoreReadOnly},
+	{"save-permission-denied", "`backup save` to file://", "run as nobody, the bucket directory is root's (0755)",
+		"exit 1 naming `permission denied`; nothing written", savePermissionDenied},
+	{"fetch-permission-denied", "`backup fetch`", "run as nobody, the target directory is root's (0755)",
+		"exit 1 naming `permission denied`; nothing written", fetchPermissionDenied},
+	{"restore-permission-denied", "`restore`", "run as nobody, the data dir's parent is root's (0755)",
+		"exit 1 naming `permission denied`; nothing written", restorePermissionDenied},
+}
+
+// faultFixture is what the rows share: a member holding 10 MiB, a snapshot
+// of it, and a file:// bucket holding a backup of it.
+type faultFixture struct {
+	endpoint string
+	snap     string
+	bucket   string // file:// URL with one complete backup
+}
 
 // TestFaultMatrix runs every row of the fault matrix.
 func TestFaultMatrix(t *testing.T) {
-	for _, r := range faultMatrix {
-		t.Run(r.name, r.run)
+	c := etcdtest.StartEmbedded(t, 1)
+	fillMiB(t, c.Endpoints(), 10)
+	fx := &faultFixture{endpoint: c.Endpoints()[0], snap: filepath.Join(t.TempDir(), "snap.db")}
+	etcdtest.Etcdctl(t, c.Endpoints(), "snapshot", "save", fx.snap)
+	fx.bucket = "file://" + t.TempDir()
+	if _, stderr, code := runEtcdops(t, nil, "backup", "save", "--endpoints", fx.endpoint, "--to", fx.bucket); code != 0 {
+		t.Fatalf("save: %s", stderr)
 	}
+	for _, r := range faultMatrix {
+		t.Run(r.name, func(t *testing.T) { r.run(t, fx) })
+	}
+}
+
+// fillMiB writes about mib MiB of 64 KiB values.
+func fillMiB(t *testing.T, endpoints []string, mib int) {
+	t.Helper()
+	cli := etcdtest.NewClient(t, endpoints...)
+	for i := range mib * 16 {
+		etcdtest.Put(t, cli, fmt.Sprintf("/fill/%05d", i), strings.Repeat(string(rune('a'+i%26)), 64<<10))
+	}
+}
+
+// failsWith runs etcdops (as nobody when asNobody) and checks that it exits
+// 1 with a last stderr line naming want.
+func failsWith(t *testing.T, asNobody bool, env []string, want string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(etcdtest.EtcdopsBin(t), args...)
+	cmd.Env = append(os.Environ(), env...)
+	if asNobody {
+		cmd.Path = nobodyCopy(t, cmd.Path)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+		cmd.Dir = os.TempDir()
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	cmd.Run()
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	last := lines[len(lines)-1]
+	if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.HasPrefix(last, "etcdops: ") || !strings.Contains(last, want) {
+		t.Fatalf("exit %d, last line %q; want exit 1 and an error naming %q\nstderr:\n%s", code, last, want, stderr.String())
+	}
+	t.Log(last)
+}
+
+// nobody is the uid and gid of user nobody.
+const nobody = 65534
+
+// nobodyCopy copies the binary where nobody may run it.
+func nobodyCopy(t *testing.T, bin string) string {
+	t.Helper()
+	dir := nobodyDir(t)
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "etcdops")
+	if err := os.WriteFile(p, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// nobodyDir returns a new root-owned dir that nobody may read but not
+// write, removed when the test ends.
+func nobodyDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "etcdops-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// assertNothingIn fails if dir holds any file or directory.
+func assertNothingIn(t *testing.T, dir string) {
+	t.Helper()
+	var found []string
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && p != dir {
+			found = append(found, strings.TrimPrefix(p, dir+"/"))
+		}
+		return nil
+	})
+	if len(found) > 0 {
+		t.Errorf("left behind in %s: %v", dir, found)
+	}
+}
+
+// assertAllFree fails unless the filesystem of dir has every block free.
+func assertAllFree(t *testing.T, dir string) {
+	t.Helper()
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Bfree != st.Blocks {
+		t.Errorf("%s: %d of %d blocks still used", dir, st.Blocks-st.Bfree, st.Blocks)
+	}
+}
+
+func restoreArgs(snap, dir string) []string {
+	return []string{"restore", "--from", snap, "--initial-cluster", "m0=http://127.0.0.1:2380",
+		"--data-dir-template", filepath.Join(dir, "{name}.etcd")}
+}
+
+func saveFullDisk(t *testing.T, fx *faultFixture) {
+	dir := etcdtest.Mount(t, "-t", "tmpfs", "-o", "size=4m", "tmpfs")
+	failsWith(t, false, nil, "no space left on device", "backup", "save", "--endpoints", fx.endpoint, "--to", "file://"+dir)
+	assertNothingIn(t, dir)
+	assertAllFree(t, dir)
+}
+
+func fetchFullDisk(t *testing.T, fx *faultFixture) {
+	dir := etcdtest.Mount(t, "-t", "tmpfs", "-o", "size=4m", "tmpfs")
+	failsWith(t, false, nil, "no space left on device", "backup", "fetch", "--from", fx.bucket, "latest", "--to", filepath.Join(dir, "s.db"))
+	assertNothingIn(t, dir)
+	assertAllFree(t, dir)
+}
+
+func restoreFullDisk(t *testing.T, fx *faultFixture) {
+	dir := etcdtest.Mount(t, "-t", "tmpfs", "-o", "size=32m", "tmpfs")
+	failsWith(t, false, nil, "not enough space", restoreArgs(fx.snap, dir)...)
+	assertNothingIn(t, dir)
+	assertAllFree(t, dir)
+}
+
+func saveReadOnly(t *testing.T, fx *faultFixture) {
+	dir := etcdtest.Mount(t, "-t", "tmpfs", "-o", "ro,size=16m", "tmpfs")
+	failsWith(t, false, nil, "read-only file system", "backup", "save", "--endpoints", fx.endpoint, "--to", "file://"+dir)
+	assertNothingIn(t, dir)
+}
+
+func fetchReadOnly(t *testing.T, fx *faultFixture) {
+	dir := etcdtest.Mount(t, "-t", "tmpfs", "-o", "ro,size=16m", "tmpfs")
+	failsWith(t, false, nil, "read-only file system", "backup", "fetch", "--from", fx.bucket, "latest", "--to", filepath.Join(dir, "s.db"))
+	assertNothingIn(t, dir)
+}
+
+func restoreReadOnly(t *testing.T, fx *faultFixture) {
+	dir := etcdtest.Mount(t, "-t", "tmpfs", "-o", "ro,size=16m", "tmpfs")
+	failsWith(t, false, nil, "read-only file system", restoreArgs(fx.snap, dir)...)
+	assertNothingIn(t, dir)
+}
+
+func savePermissionDenied(t *testing.T, fx *faultFixture) {
+	dir := nobodyDir(t)
+	failsWith(t, true, nil, "permission denied", "backup", "save", "--endpoints", fx.endpoint, "--to", "file://"+dir)
+	assertNothingIn(t, dir)
+}
+
+func fetchPermissionDenied(t *testing.T, fx *faultFixture) {
+	// nobody may read a copy of the bucket, not write the target.
+	src := nobodyDir(t)
+	bucketDir := strings.TrimPrefix(fx.bucket, "file://")
+	if out, err := exec.Command("cp", "-a", bucketDir+"/.", src).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	if out, err := exec.Command("chown", "-R", fmt.Sprint(nobody), src).CombinedOutput(); err != nil {
+		t.Fatalf("chown: %v %s", err, out)
+	}
+	dir := nobodyDir(t)
+	failsWith(t, true, nil, "permission denied", "backup", "fetch", "--from", "file://"+src, "latest", "--to", filepath.Join(dir, "s.db"))
+	assertNothingIn(t, dir)
+}
+
+func restorePermissionDenied(t *testing.T, fx *faultFixture) {
+	dir := nobodyDir(t)
+	snap := filepath.Join(dir, "snap.db")
+	if out, err := exec.Command("cp", fx.snap, snap).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	os.Chown(snap, nobody, nobody)
+	target := filepath.Join(dir, "data")
+	if err := os.Mkdir(target, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	failsWith(t, true, nil, "permission denied", restoreArgs(snap, target)...)
+	assertNothingIn(t, target)
 }
