@@ -14,10 +14,10 @@ import (
 type proxyFault int
 
 const (
-	pause proxyFault = iota // stop forwarding until release
-	stall                   // stop forwarding for good, keep connections open
-	reset                   // abort every connection with a TCP RST
-	hangUp                  // close every connection cleanly (FIN)
+	pause  proxyFault = iota // stop forwarding until release
+	stall                    // stop forwarding for good, keep connections open
+	reset                    // abort every connection with a TCP RST
+	hangUp                   // close every connection cleanly (FIN)
 )
 
 var faultNames = map[proxyFault]string{pause: "pause", stall: "stall", reset: "reset", hangUp: "close"}
