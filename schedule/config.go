@@ -1,6 +1,7 @@
 package schedule
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
@@ -97,6 +98,9 @@ type Job struct {
 	// Heartbeat is requested after each verified save, HeartbeatFail
 	// after each failed run; empty for none.
 	Heartbeat, HeartbeatFail string
+	// Claim, when set, decides before each run whether this process takes
+	// the slot (see Claimer); a run it does not win is skipped.
+	Claim func(ctx context.Context, tag string, at time.Time) (bool, error)
 }
 
 // Jobs validates job configs and turns them into jobs. base supplies

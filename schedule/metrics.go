@@ -11,6 +11,8 @@ const (
 
 	reasonRunning  = "running"  // the previous run was still going
 	reasonShutdown = "shutdown" // the scheduler was stopping
+	reasonClaimed  = "claimed"  // another member took the slot
+	reasonNoClaim  = "no-claim" // the slot could not be claimed (no quorum)
 
 	kindSuccess = "success" // --heartbeat-url
 	kindFailure = "failure" // --heartbeat-fail-url
@@ -64,7 +66,7 @@ func (m *metrics) init(job string) {
 		m.runs.WithLabelValues(job, r)
 		m.verifies.WithLabelValues(job, r)
 	}
-	for _, r := range []string{reasonRunning, reasonShutdown} {
+	for _, r := range []string{reasonRunning, reasonShutdown, reasonClaimed, reasonNoClaim} {
 		m.skips.WithLabelValues(job, r)
 	}
 	for _, k := range []string{kindSuccess, kindFailure} {

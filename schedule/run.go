@@ -35,6 +35,9 @@ func (s *Scheduler) runBackup(ctx context.Context, st *jobState, at time.Time) {
 		case <-t.C:
 		}
 	}
+	if st.Claim != nil && !s.claim(ctx, st, at) {
+		return
+	}
 	start := s.cfg.Now()
 	m.lastAttempt.WithLabelValues(st.Name).Set(unix(start))
 	cfg := st.Save
@@ -75,6 +78,30 @@ func (s *Scheduler) runBackup(ctx context.Context, st *jobState, at time.Time) {
 	st.lg.Info("backup done", zap.String("name", res.Manifest.Name), zap.Int64("revision", res.Manifest.Revision),
 		zap.Int64("stored-bytes", res.Manifest.StoredSize), zap.Int("pruned", res.Pruned), zap.Duration("took", took))
 	s.heartbeat(ctx, st, st.Heartbeat, kindSuccess)
+}
+
+// claim reports whether this process takes the slot at of the job.
+func (s *Scheduler) claim(ctx context.Context, st *jobState, at time.Time) bool {
+	tag, err := s.tagOf(ctx, st)
+	won := false
+	if err == nil {
+		won, err = st.Claim(ctx, tag, at)
+	}
+	switch {
+	case ctx.Err() != nil:
+		s.metrics.skips.WithLabelValues(st.Name, reasonShutdown).Inc()
+	case err != nil:
+		s.metrics.skips.WithLabelValues(st.Name, reasonNoClaim).Inc()
+		st.lg.Warn("slot not claimed; another member may take it", zap.Time("slot", at), zap.Error(err))
+	case !won:
+		s.metrics.skips.WithLabelValues(st.Name, reasonClaimed).Inc()
+		st.lg.Info("slot taken by another member", zap.Time("slot", at))
+	}
+	if won && err == nil {
+		return true
+	}
+	s.logNext(st)
+	return false
 }
 
 // logNext logs and publishes when the job runs next.

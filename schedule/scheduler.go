@@ -31,8 +31,12 @@ type Config struct {
 	Logger *zap.Logger
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
-	// Registry receives the metrics; nil makes a private one.
+	// Registry receives the metrics and serves them on MetricsAddr; nil
+	// makes a private one.
 	Registry *prometheus.Registry
+	// Registerer, when set instead of Registry, receives the metrics for
+	// another server to serve (a member's own /metrics).
+	Registerer prometheus.Registerer
 }
 
 // Scheduler runs jobs on their schedules until its context ends.
@@ -69,10 +73,14 @@ func New(cfg Config) (*Scheduler, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.Registry == nil {
+	if cfg.Registry == nil && cfg.Registerer == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
-	s := &Scheduler{cfg: cfg, lg: cfg.Logger, reg: cfg.Registry, metrics: newMetrics(cfg.Registry)}
+	var reg prometheus.Registerer = cfg.Registry
+	if cfg.Registerer != nil {
+		reg = cfg.Registerer
+	}
+	s := &Scheduler{cfg: cfg, lg: cfg.Logger, reg: cfg.Registry, metrics: newMetrics(reg)}
 	for _, j := range cfg.Jobs {
 		s.jobs = append(s.jobs, &jobState{Job: j, tag: j.Save.Tag, lg: cfg.Logger.With(zap.String("job", j.Name))})
 	}
@@ -93,7 +101,7 @@ func (s *Scheduler) Run(ctx context.Context) (err error) {
 		defer store.Close()
 	}
 	var lis net.Listener
-	if s.cfg.MetricsAddr != "" {
+	if s.cfg.MetricsAddr != "" && s.reg != nil {
 		if lis, err = net.Listen("tcp", s.cfg.MetricsAddr); err != nil {
 			return fmt.Errorf("metrics address: %w", err)
 		}
@@ -136,7 +144,7 @@ func (s *Scheduler) Run(ctx context.Context) (err error) {
 		newest := s.newest(rctx, st)
 		catchUp := ShouldCatchUp(st.CatchUp, st.Cron, newest, now)
 		if catchUp {
-			catchUps = append(catchUps, s.wrap(rctx, st, &st.running, func() { s.runBackup(rctx, st, s.cfg.Now().Truncate(time.Second)) }))
+			catchUps = append(catchUps, s.wrap(rctx, st, &st.running, func() { s.runBackup(rctx, st, st.Cron.Prev(s.cfg.Now())) }))
 		}
 		next := st.Cron.Next(now)
 		s.metrics.nextRun.WithLabelValues(st.Name).Set(unix(next))

@@ -73,6 +73,27 @@ func (s Spec) Slot(t time.Time) time.Time {
 	return t.Truncate(time.Minute)
 }
 
+// Prev is the latest activation at or before t: the slot a run started at
+// t makes up for.
+func (s Spec) Prev(t time.Time) time.Time {
+	if e, ok := s.sched.(every); ok {
+		return t.Truncate(e.d)
+	}
+	back := 2*s.Interval(t) + time.Minute
+	prev := s.sched.Next(t.Add(-back))
+	for prev.After(t) && back < 800*24*time.Hour {
+		back *= 2
+		prev = s.sched.Next(t.Add(-back))
+	}
+	for {
+		n := s.sched.Next(prev)
+		if n.After(t) {
+			return prev
+		}
+		prev = n
+	}
+}
+
 // every is "@every D" on a fixed grid: at multiples of D since Go's zero
 // time (for D dividing a day: at multiples of D since midnight UTC), not
 // D after the process started, so that every process, and every member

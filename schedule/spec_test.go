@@ -49,6 +49,23 @@ func TestParseSpecNextAndInterval(t *testing.T) {
 		if got := s.Slot(next.Add(300 * time.Millisecond)); !got.Equal(utc(tc.slot)) {
 			t.Errorf("%q: Slot = %v, want %s", tc.spec, got, tc.slot)
 		}
+		if got := s.Prev(next.Add(tc.interval / 2)); !got.Equal(next) {
+			t.Errorf("%q: Prev(%v) = %v, want %v", tc.spec, next.Add(tc.interval/2), got, next)
+		}
+		if got := s.Prev(next); !got.Equal(next) {
+			t.Errorf("%q: Prev(%v) = %v, want itself", tc.spec, next, got)
+		}
+	}
+}
+
+func TestPrevOfIrregularSchedules(t *testing.T) {
+	monthly, _ := ParseSpec("0 0 1 * *")
+	if got := monthly.Prev(utc("2026-03-31T12:00:00Z")); !got.Equal(utc("2026-03-01T00:00:00Z")) {
+		t.Errorf("monthly Prev = %v", got)
+	}
+	weekdays, _ := ParseSpec("0 6 * * 1-5")
+	if got := weekdays.Prev(utc("2026-11-30T05:00:00Z")); !got.Equal(utc("2026-11-27T06:00:00Z")) { // a Monday → Friday
+		t.Errorf("weekdays Prev = %v", got)
 	}
 }
 
