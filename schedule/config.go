@@ -141,6 +141,13 @@ func Jobs(configs []JobConfig, base backup.SaveConfig) ([]Job, error) {
 
 func (jc JobConfig) job(base backup.SaveConfig) (Job, error) {
 	bad := func(field string, err error) (Job, error) {
+		var ie *backup.InputError
+		if errors.As(err, &ie) {
+			field, err = strings.ReplaceAll(string(ie.Field), " ", "-"), ie.Err
+			if ie.Value != "" {
+				err = fmt.Errorf("%q: %w", ie.Value, ie.Err)
+			}
+		}
 		return Job{}, &ConfigError{Job: jc.Name, Field: field, Err: err}
 	}
 	j := Job{Name: jc.Name, To: jc.To, Save: base}
@@ -175,7 +182,7 @@ func (jc JobConfig) job(base backup.SaveConfig) (Job, error) {
 	}
 	rs, fps, err := backup.ParseRecipients(jc.AgeRecipients)
 	if err != nil {
-		return bad("age-recipients", err)
+		return bad("age-recipients", errors.Unwrap(err))
 	}
 	j.Save.Codec = backup.Codec{Compress: jc.Compress, Recipients: rs, Fingerprints: fps}
 	within, err := duration(jc.KeepWithin)

@@ -62,12 +62,12 @@ jobs:
 		{"same tag and bucket", "jobs:\n  - {name: a, cron: '@hourly', to: 'mem://', tag: x}\n  - {name: b, cron: '@daily', to: 'mem://', tag: x}\n", `job "b": tag: job "a" already writes tag x to mem:`},
 		{"both default tags", "jobs:\n  - {name: a, cron: '@hourly', to: 'mem://'}\n  - {name: b, cron: '@daily', to: 'mem://'}\n", `already writes tag (the default)`},
 		{"nameless among several", "jobs:\n  - {cron: '@hourly', to: 'mem://', tag: x}\n  - {name: b, cron: '@daily', to: 'mem://', tag: y}\n", `job "#1": name: missing`},
-		{"bad retention", "jobs:\n  - {name: a, cron: '@hourly', to: 'mem://', keep-last: -1}\n", `--keep-last: expected a count of 0 or more`},
+		{"bad retention", "jobs:\n  - {name: a, cron: '@hourly', to: 'mem://', keep-last: -1}\n", `job "a": keep-last: "-1": expected a count of 0 or more`},
 		{"bad jitter", "jobs:\n  - {name: a, cron: '@hourly', to: 'mem://', jitter: soon}\n", `job "a": jitter: "soon"`},
 		{"bad catch-up", "jobs:\n  - {name: a, cron: '@hourly', to: 'mem://', catch-up: always}\n", `catch-up: invalid value "always"`},
 		{"bad heartbeat", "jobs:\n  - {name: a, cron: '@hourly', to: 'mem://', heartbeat-url: 'hc-ping.com/x'}\n", `heartbeat-url: "hc-ping.com/x": expected an http:// or https:// URL`},
 		{"bad bucket URL", "jobs:\n  - {name: a, cron: '@hourly', to: 'backups'}\n", `to: "backups": expected scheme://bucket`},
-		{"bad tag", "jobs:\n  - {name: a, cron: '@hourly', to: 'mem://', tag: 'a/b'}\n", `tag: tag "a/b"`},
+		{"bad tag", "jobs:\n  - {name: a, cron: '@hourly', to: 'mem://', tag: 'a/b'}\n", `job "a": tag: "a/b": expected letters`},
 		{"bad recipient", "jobs:\n  - {name: a, cron: '@hourly', to: 'mem://', age-recipients: [nope]}\n", `age-recipients:`},
 	} {
 		jcs, err := LoadConfig(writeConfig(t, tc.yaml))

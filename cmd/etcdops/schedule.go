@@ -41,7 +41,7 @@ func scheduleCommand() *cli.Command {
 			"Exit codes: 0 stopped by SIGTERM/SIGINT, 1 a bucket or the metrics address cannot be used,\n" +
 			"2 bad flags, schedule or config file (nothing was started).",
 		Flags: flags,
-		Action: func(c *cli.Context) error {
+		Action: withBackupFlags(map[backup.Field]string{backup.FieldBucket: "--to"}, func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
 				return err
 			}
@@ -63,7 +63,7 @@ func scheduleCommand() *cli.Command {
 				return err
 			}
 			return s.Run(c.Context)
-		},
+		}),
 	}
 }
 
