@@ -140,6 +140,35 @@ func NewPlan(cfg Config) (*Plan, error) {
 	if (cfg.RevisionBump > 0) != cfg.MarkCompacted {
 		return nil, configErr("mark-compacted", "", "expected together with --bump-revision N (N > 0), as etcd requires")
 	}
+	members, err := Members(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Name != "" && !slices.ContainsFunc(members, func(m Member) bool { return m.Name == cfg.Name }) {
+		return nil, configErr("name", cfg.Name, "not a member of --initial-cluster (%s)", strings.Join(names(members), ", "))
+	}
+	urlsmap := types.URLsMap{}
+	for i := range members {
+		m := &members[i]
+		urls, _ := types.NewURLs(m.PeerURLs)
+		urlsmap[m.Name] = urls
+		m.ID = membership.NewMember(m.Name, urls, cfg.Token, nil).ID.String()
+	}
+	cl, err := membership.NewClusterFromURLsMap(zap.NewNop(), cfg.Token, urlsmap)
+	if err != nil {
+		return nil, configErr("initial-cluster", cfg.InitialCluster, "%v", err)
+	}
+	p := &Plan{Token: cfg.Token, ClusterID: cl.ID().String(), InitialCluster: initialCluster(members),
+		Members: members, RevisionBump: cfg.RevisionBump, MarkCompacted: cfg.MarkCompacted, Only: cfg.Name}
+	return p, checkPaths(p.Targets())
+}
+
+// Members works out the members of cfg.InitialCluster as NewPlan does: their
+// client and listen URLs, data dirs, configuration files and TLS paths, but
+// no IDs (they derive from the token). Members that join an existing
+// cluster (etcdops migrate) take their settings from it. Its errors are
+// *ConfigError.
+func Members(cfg Config) ([]Member, error) {
 	members, err := parseCluster(cfg.InitialCluster)
 	if err != nil {
 		return nil, err
@@ -148,9 +177,6 @@ func NewPlan(cfg Config) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Name != "" && !slices.ContainsFunc(members, func(m Member) bool { return m.Name == cfg.Name }) {
-		return nil, configErr("name", cfg.Name, "not a member of --initial-cluster (%s)", strings.Join(names(members), ", "))
-	}
 	tmpl := cfg.DataDirTemplate
 	if tmpl == "" {
 		tmpl = DefaultDataDirTemplate
@@ -158,12 +184,8 @@ func NewPlan(cfg Config) (*Plan, error) {
 	if !strings.Contains(tmpl, NameVar) && (cfg.Name == "" && len(members) > 1) {
 		return nil, configErr("data-dir-template", tmpl, "expected %s in it: it names the data dirs of %d members", NameVar, len(members))
 	}
-	urlsmap := types.URLsMap{}
 	for i := range members {
 		m := &members[i]
-		urls, _ := types.NewURLs(m.PeerURLs)
-		urlsmap[m.Name] = urls
-		m.ID = membership.NewMember(m.Name, urls, cfg.Token, nil).ID.String()
 		if c, ok := clients[m.Name]; ok {
 			m.ClientURLs = []string{c}
 		} else if m.ClientURLs, err = defaultClientURLs(m); err != nil {
@@ -186,13 +208,10 @@ func NewPlan(cfg Config) (*Plan, error) {
 	if err := checkClientURLs(members); err != nil {
 		return nil, err
 	}
-	cl, err := membership.NewClusterFromURLsMap(zap.NewNop(), cfg.Token, urlsmap)
-	if err != nil {
-		return nil, configErr("initial-cluster", cfg.InitialCluster, "%v", err)
+	if cfg.Name == "" {
+		return members, checkPaths(members)
 	}
-	p := &Plan{Token: cfg.Token, ClusterID: cl.ID().String(), InitialCluster: initialCluster(members),
-		Members: members, RevisionBump: cfg.RevisionBump, MarkCompacted: cfg.MarkCompacted, Only: cfg.Name}
-	return p, checkPaths(p.Targets())
+	return members, nil
 }
 
 // parseCluster parses name=peerURL,... Unlike etcd, which merges a name

@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/url"
 	"strings"
+
+	"github.com/etcdops/etcdops/internal/memberconf"
 )
 
 // NextSteps lists what an operator does after Run: copy the data dirs to
@@ -67,11 +69,4 @@ func systemdCommand(p *Plan, m Member) string {
 }
 
 // shellQuote quotes s for a POSIX shell where it needs quoting.
-func shellQuote(s string) string {
-	if s != "" && !strings.ContainsFunc(s, func(r rune) bool {
-		return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("-_.,:/=@+%", r))
-	}) {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
+func shellQuote(s string) string { return memberconf.ShellQuote(s) }

@@ -45,6 +45,7 @@ func newApp() *cli.App {
 			restoreCommand(),
 			healthCommand(),
 			systemdCommand(),
+			migrateCommand(),
 			versionCommand(),
 		},
 		// Errors come back to run, which alone decides exit codes.

@@ -50,32 +50,20 @@ func restoreCommand() *cli.Command {
 		UsageText: "etcdops restore --from SOURCE [--snapshot NAME|latest [--tag TAG]] --initial-cluster a=URL,b=URL,c=URL\n" +
 			"   [--initial-cluster-token T] [--name a] [--data-dir-template DIR] [--config-dir DIR] [--move-aside] [--dry-run]",
 		Description: restoreDescription,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "from", Usage: "snapshot `SOURCE`: a file, or a bucket URL with --snapshot"},
 			&cli.StringFlag{Name: "snapshot", Usage: "snapshot `NAME` in the bucket, or latest (the newest complete one, of --tag)"},
 			flagTag,
 			&cli.StringFlag{Name: "initial-cluster", Usage: "the new cluster as `NAME=PEER_URL,...`, each member once"},
 			&cli.StringFlag{Name: "initial-cluster-token", Usage: "the new cluster's `TOKEN`", DefaultText: "a fresh etcd-restore-<time>-<random>"},
 			&cli.StringFlag{Name: "name", Usage: "restore only member `NAME` (run on each host)", DefaultText: "all members"},
-			&cli.StringFlag{Name: "client-urls", Usage: "members' client URLs as `NAME=URL,...`", DefaultText: "peer URL host, port 2379"},
-			&cli.StringFlag{Name: "data-dir-template", Value: "./" + restore.DefaultDataDirTemplate, Usage: "each member's data `DIR`; {name} is its name"},
-			&cli.StringFlag{Name: "config-dir", Usage: "`DIR` for <name>.yml and <name>.env; {name} is its name", DefaultText: "the data dir's parent"},
 			flagIdentity,
 			&cli.BoolFlag{Name: "skip-hash-check", Usage: "restore a plain file without etcd's sha256 trailer (a db copied from a data dir)"},
 			&cli.Uint64Flag{Name: "bump-revision", Usage: "raise the revision by `N` (with --mark-compacted; for Kubernetes)"},
 			&cli.BoolFlag{Name: "mark-compacted", Usage: "mark the bumped revision compacted, so that old watches relist"},
 			&cli.BoolFlag{Name: "move-aside", Usage: "rename existing data dirs and differing config files to <path>.old-<time>"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "check the snapshot and the targets, print the plan, write nothing"},
-			&cli.StringFlag{Name: "cert-file", Usage: "client TLS certificate `FILE` in the configs ({name} allowed)"},
-			&cli.StringFlag{Name: "key-file", Usage: "client TLS key `FILE` in the configs"},
-			&cli.StringFlag{Name: "trusted-ca-file", Usage: "client CA `FILE` in the configs"},
-			&cli.BoolFlag{Name: "client-cert-auth", Usage: "require client certificates"},
-			&cli.StringFlag{Name: "peer-cert-file", Usage: "peer TLS certificate `FILE` in the configs"},
-			&cli.StringFlag{Name: "peer-key-file", Usage: "peer TLS key `FILE` in the configs"},
-			&cli.StringFlag{Name: "peer-trusted-ca-file", Usage: "peer CA `FILE` in the configs"},
-			&cli.BoolFlag{Name: "peer-client-cert-auth", Usage: "require peer client certificates"},
-			flagSpool, flagQuiet, flagOutput, flagLogLevel,
-		},
+		}, append(memberFileFlags(), flagSpool, flagQuiet, flagOutput, flagLogLevel)...),
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return usageError(fmt.Errorf("restore: %w", err))
 		},
@@ -102,16 +90,10 @@ func restoreAction(c *cli.Context) error {
 	if !c.IsSet("initial-cluster-token") {
 		token = restore.NewToken(time.Now())
 	}
-	plan, err := restore.NewPlan(restore.Config{
-		InitialCluster: c.String("initial-cluster"), Token: token, Name: c.String("name"),
-		ClientURLs: c.String("client-urls"), DataDirTemplate: c.String("data-dir-template"), ConfigDir: c.String("config-dir"),
-		RevisionBump: c.Uint64("bump-revision"), MarkCompacted: c.Bool("mark-compacted"),
-		TLS: restore.TLS{
-			CertFile: c.String("cert-file"), KeyFile: c.String("key-file"), TrustedCAFile: c.String("trusted-ca-file"),
-			ClientCertAuth: c.Bool("client-cert-auth"), PeerCertFile: c.String("peer-cert-file"), PeerKeyFile: c.String("peer-key-file"),
-			PeerTrustedCAFile: c.String("peer-trusted-ca-file"), PeerClientCertAuth: c.Bool("peer-client-cert-auth"),
-		},
-	})
+	cfg := memberFiles(c)
+	cfg.InitialCluster, cfg.Token, cfg.Name = c.String("initial-cluster"), token, c.String("name")
+	cfg.RevisionBump, cfg.MarkCompacted = c.Uint64("bump-revision"), c.Bool("mark-compacted")
+	plan, err := restore.NewPlan(cfg)
 	if err != nil {
 		return restoreInputError(err)
 	}
@@ -160,6 +142,36 @@ func restoreAction(c *cli.Context) error {
 	}
 	printRestoreResult(c.App.Writer, res, steps)
 	return nil
+}
+
+// memberFileFlags say where the files of new members go and the TLS
+// settings written into them, for restore and migrate.
+func memberFileFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "client-urls", Usage: "members' client URLs as `NAME=URL,...`", DefaultText: "peer URL host, port 2379"},
+		&cli.StringFlag{Name: "data-dir-template", Value: "./" + restore.DefaultDataDirTemplate, Usage: "each member's data `DIR`; {name} is its name"},
+		&cli.StringFlag{Name: "config-dir", Usage: "`DIR` for <name>.yml and <name>.env; {name} is its name", DefaultText: "the data dir's parent"},
+		&cli.StringFlag{Name: "cert-file", Usage: "client TLS certificate `FILE` in the configs ({name} allowed)"},
+		&cli.StringFlag{Name: "key-file", Usage: "client TLS key `FILE` in the configs"},
+		&cli.StringFlag{Name: "trusted-ca-file", Usage: "client CA `FILE` in the configs"},
+		&cli.BoolFlag{Name: "client-cert-auth", Usage: "require client certificates"},
+		&cli.StringFlag{Name: "peer-cert-file", Usage: "peer TLS certificate `FILE` in the configs"},
+		&cli.StringFlag{Name: "peer-key-file", Usage: "peer TLS key `FILE` in the configs"},
+		&cli.StringFlag{Name: "peer-trusted-ca-file", Usage: "peer CA `FILE` in the configs"},
+		&cli.BoolFlag{Name: "peer-client-cert-auth", Usage: "require peer client certificates"},
+	}
+}
+
+// memberFiles reads the flags of memberFileFlags.
+func memberFiles(c *cli.Context) restore.Config {
+	return restore.Config{
+		ClientURLs: c.String("client-urls"), DataDirTemplate: c.String("data-dir-template"), ConfigDir: c.String("config-dir"),
+		TLS: restore.TLS{
+			CertFile: c.String("cert-file"), KeyFile: c.String("key-file"), TrustedCAFile: c.String("trusted-ca-file"),
+			ClientCertAuth: c.Bool("client-cert-auth"), PeerCertFile: c.String("peer-cert-file"), PeerKeyFile: c.String("peer-key-file"),
+			PeerTrustedCAFile: c.String("peer-trusted-ca-file"), PeerClientCertAuth: c.Bool("peer-client-cert-auth"),
+		},
+	}
 }
 
 // restoreInputError marks the restore package's input errors as usage errors.

@@ -234,3 +234,11 @@ func needsQuote(r rune) bool {
 	}
 	return !strings.ContainsRune("-_.,:/=@+%", r)
 }
+
+// ShellQuote quotes s for a POSIX shell where it needs quoting.
+func ShellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, needsQuote) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

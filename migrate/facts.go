@@ -1,0 +1,140 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/etcdops/etcdops/health"
+	"github.com/etcdops/etcdops/internal/etcdclient"
+)
+
+// Conn is what a migration needs of a connection to the cluster.
+type Conn interface {
+	clientv3.Cluster
+	clientv3.Maintenance
+	Close() error
+}
+
+// Dialer connects to the given client URLs of the cluster.
+type Dialer func(endpoints []string) (Conn, error)
+
+// Connection says how to reach the cluster.
+type Connection struct {
+	// Client holds the endpoints to start from and the connection settings
+	// (TLS, auth, dial timeout) shared with etcdctl.
+	Client etcdclient.Config
+	// Timeout bounds each request and each health check.
+	Timeout time.Duration
+	// Logger logs the client's internals; nil logs nothing.
+	Logger *zap.Logger
+}
+
+func (c Connection) logger() *zap.Logger {
+	if c.Logger == nil {
+		return zap.NewNop()
+	}
+	return c.Logger
+}
+
+// Dial connects to endpoints with c's settings.
+func (c Connection) Dial(endpoints []string) (Conn, error) {
+	cfg := c.Client
+	cfg.Endpoints = endpoints
+	return etcdclient.New(&cfg, c.logger())
+}
+
+// UnreachableError says that no endpoint of the cluster answered.
+type UnreachableError struct{ Reason string }
+
+func (e *UnreachableError) Error() string { return "cluster unreachable: " + e.Reason }
+
+// Gather reads the facts a plan is made from: a health check of every
+// member (through the member list of the given endpoints) and the
+// linearizable member list. ours are the peer URLs of members this
+// migration added: they may be learners, and may not have started.
+func Gather(ctx context.Context, c Connection, endpoints []string, ours []string) (Facts, *health.Report, error) {
+	var f Facts
+	hc := c.Client
+	hc.Endpoints = endpoints
+	r, err := health.Check(ctx, health.Options{Client: hc, Cluster: true, Timeout: c.Timeout, Logger: c.Logger})
+	if err != nil {
+		return f, nil, err
+	}
+	v := health.Evaluate(r, health.DefaultThresholds())
+	var reachable []string
+	for _, e := range r.Endpoints {
+		if e.Reachable {
+			reachable = append(reachable, e.Endpoint)
+		}
+	}
+	if len(reachable) == 0 {
+		why := "no endpoint answered"
+		if len(v.Reasons) > 0 {
+			why = v.Reasons[0].Message
+		}
+		return f, r, &UnreachableError{Reason: why}
+	}
+	conn, err := c.Dial(reachable)
+	if err != nil {
+		return f, r, err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
+	list, err := conn.MemberList(ctx)
+	if err != nil {
+		return f, r, fmt.Errorf("member list: %w", err)
+	}
+	f = Facts{ClusterID: list.Header.ClusterId, Leader: v.Summary.Leader, Unhealthy: unhealthy(r, v, ours)}
+	versions := map[uint64]string{}
+	for _, e := range r.Endpoints {
+		if e.Reachable {
+			versions[e.MemberID] = e.Version
+		}
+	}
+	for _, m := range list.Members {
+		f.Members = append(f.Members, Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs,
+			IsLearner: m.IsLearner, Version: versions[m.ID]})
+	}
+	return f, r, nil
+}
+
+// unhealthy says why the cluster may not be changed now, or "": every voter
+// must be up, one leader followed by all, no alarm, no critical finding.
+// Learners this migration added may be down or catching up.
+func unhealthy(r *health.Report, v health.Verdict, ours []string) string {
+	var why []string
+	for _, reason := range v.Reasons {
+		if reason.Status == health.Critical || reason.Status == health.Unknown {
+			why = append(why, reason.Message)
+		}
+	}
+	for _, m := range v.Summary.Members {
+		ourLearner := m.IsLearner && slices.ContainsFunc(m.PeerURLs, func(u string) bool { return slices.Contains(ours, u) })
+		if !m.Up && !ourLearner {
+			name := m.Name
+			if name == "" {
+				name = fmt.Sprintf("%x", m.ID)
+			}
+			why = append(why, fmt.Sprintf("member %s is %s", name, m.State))
+		}
+	}
+	if v.Summary.Leader == 0 && len(why) == 0 {
+		why = append(why, "no leader")
+	}
+	if len(r.Alarms) > 0 && len(why) == 0 {
+		why = append(why, "an alarm is active")
+	}
+	return strings.Join(why, "; ")
+}
+
+// errNoMember is returned when a member to act on is not in the list.
+var errNoMember = errors.New("member not found")
