@@ -10,7 +10,8 @@ import (
 )
 
 // Prune applies p to the snapshots of tag (every tag when empty) from
-// their names alone, and removes what it does not keep unless dryRun. It
+// their names alone, and removes what it does not keep unless dryRun, with
+// what killed or failed saves left (see removeLeftovers). It
 // returns every decision; a failed removal is reported but does not stop
 // the others.
 func Prune(ctx context.Context, store *Store, tag string, p Policy, now time.Time, dryRun bool, lg *zap.Logger) ([]Decision, error) {
@@ -38,6 +39,9 @@ func Prune(ctx context.Context, store *Store, tag string, p Policy, now time.Tim
 			continue
 		}
 		lg.Info("removed snapshot", zap.String("name", d.Snapshot.Key()), zap.Strings("reasons", d.Reasons))
+	}
+	if err := store.removeLeftovers(ctx, snaps, lg); err != nil {
+		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
 		return decisions, fmt.Errorf("prune %s: %w", store.URL, errors.Join(errs...))
