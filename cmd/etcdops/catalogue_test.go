@@ -72,7 +72,7 @@ var catalogue = []badInput{
 	{cmd: "backup verify", args: []string{"--from", "$BUCKET", "latest", "--identity", "$KEYS"}, code: 2, want: []string{"--identity", "no identities"}},
 	{cmd: "backup fetch", args: []string{"--from", "$S3", "a", "b", "--to", "out.db"}, code: 2, want: []string{`unexpected argument "b"`, "expected one snapshot NAME or latest"}},
 	{cmd: "backup fetch", args: []string{"--from", "$BUCKET", "latest", "--to", "out.db", "--identity", "missing.txt"}, code: 2, want: []string{"--identity", "missing.txt"}},
-	{cmd: "backup prune", args: []string{"--from", "$S3"}, code: 2, want: []string{"no --keep-* rule", "refusing to remove every snapshot"}},
+	{cmd: "backup prune", args: []string{"--from", "$S3"}, code: 2, want: []string{"no --keep-*", "refusing to remove every snapshot"}},
 	{cmd: "backup prune", args: []string{"--from", "$BUCKET", "--keep-last", "-3"}, code: 2, want: []string{"--keep-last", "expected a count of 0 or more"}},
 	{cmd: "backup prune", args: []string{"--from", "$BUCKET", "--keep-within", "-1h"}, code: 2, want: []string{"--keep-within", "expected a positive duration"}},
 	{cmd: "backup prune", args: []string{"--from", "$BUCKET", "--keep-last", "1", "extra"}, code: 2, want: []string{`unexpected argument "extra"`}},

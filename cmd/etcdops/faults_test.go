@@ -42,6 +42,22 @@ var faultMatrix = []faultRow{
 		"exit 1 naming `permission denied`; nothing written", fetchPermissionDenied},
 	{"restore-permission-denied", "`restore`", "run as nobody, the data dir's parent is root's (0755)",
 		"exit 1 naming `permission denied`; nothing written", restorePermissionDenied},
+	{"save-killed-file", "`backup save` to file://", "SIGKILL mid-upload (the snapshot stream paused by a proxy after 6 MiB)",
+		"nothing visible; the next save succeeds; prune leaves only its snapshot and manifest in the directory", saveKilled("file")},
+	{"save-killed-s3", "`backup save` to MinIO", "SIGKILL mid-upload (paused after 6 MiB)",
+		"nothing visible; the next save succeeds; after prune only its objects and no multipart upload remain", saveKilled("s3")},
+	{"save-killed-gs", "`backup save` to fake-gcs-server", "SIGKILL mid-upload (paused after 6 MiB)",
+		"nothing visible; the next save succeeds and verifies; after prune only its objects remain", saveKilled("gs")},
+	{"save-killed-azblob", "`backup save` to Azurite", "SIGKILL mid-upload (paused after 6 MiB)",
+		"nothing visible; the next save succeeds and verifies; after prune only its objects remain", saveKilled("azblob")},
+	{"upload-reset", "`backup save` to MinIO", "every connection reset (RST) after 2 MiB of upload",
+		"exit 1; nothing visible; the next save with --keep-last aborts the multipart upload the failing bucket kept", bucketFailsDuringUpload(reset)},
+	{"upload-close", "`backup save` to MinIO", "every connection closed (FIN) after 2 MiB of upload",
+		"exit 1; nothing visible; the next save with --keep-last aborts the multipart upload the failing bucket kept", bucketFailsDuringUpload(hangUp)},
+	{"download-reset", "`backup fetch` from MinIO", "every connection reset (RST) after 2 MiB of download",
+		"exit 1; no file, no `.part`", bucketFailsDuringDownload(reset)},
+	{"download-close", "`backup fetch` from MinIO", "every connection closed (FIN) after 2 MiB of download",
+		"exit 1; no file, no `.part`", bucketFailsDuringDownload(hangUp)},
 }
 
 // faultFixture is what the rows share: a member holding 10 MiB, a snapshot

@@ -1,0 +1,232 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"gocloud.dev/blob"
+
+	"github.com/etcdops/etcdops/internal/etcdtest"
+	"github.com/etcdops/etcdops/internal/objtest"
+)
+
+// backend returns the object store backend called name.
+func backend(t *testing.T, name string) objtest.Backend {
+	t.Helper()
+	switch name {
+	case "file":
+		return objtest.File(t)
+	case "s3":
+		return objtest.S3(t)
+	case "gs":
+		return objtest.GCS(t)
+	case "azblob":
+		return objtest.Azure(t)
+	}
+	t.Fatalf("no backend %s", name)
+	return objtest.Backend{}
+}
+
+// startEtcdops starts etcdops as a child process that the test kills
+// when it ends.
+func startEtcdops(t *testing.T, env []string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(etcdtest.EtcdopsBin(t), args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = &strings.Builder{}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	return cmd
+}
+
+// saveKilled kills `backup save` with SIGKILL while it uploads to the
+// backend: a proxy in front of the member pauses the snapshot stream once
+// 6 MiB went through (more than one 5 MiB upload part).
+func saveKilled(backendName string) func(t *testing.T, fx *faultFixture) {
+	return func(t *testing.T, fx *faultFixture) {
+		be := backend(t, backendName)
+		bucket := be.NewBucket(t)
+		p := startProxy(t, etcdtest.HostPort(t, fx.endpoint), pause, false, 6<<20)
+		cmd := startEtcdops(t, be.Env, "backup", "save", "--endpoints", "http://"+p.Addr, "--to", bucket)
+		p.WaitFired(t, time.Minute)
+		cmd.Process.Kill()
+		cmd.Wait()
+		p.Release()
+		assertNoSnapshots(t, be.Env, bucket)
+		if keys := bucketKeys(t, bucket); be.Name != "file" && len(keys) > 0 {
+			t.Errorf("a killed save left %v in the bucket", keys)
+		}
+
+		waitNextSecond() // a new snapshot name
+		out, stderr, code := runEtcdops(t, be.Env, "backup", "save", "--endpoints", fx.endpoint, "--to", bucket, "-w", "json")
+		if code != 0 {
+			t.Fatalf("save after the killed one: exit %d: %s", code, stderr)
+		}
+		var m struct{ Name string }
+		if err := json.Unmarshal([]byte(out), &m); err != nil {
+			t.Fatal(err)
+		}
+		if _, stderr, code := runEtcdops(t, be.Env, "backup", "prune", "--from", bucket, "--keep-last", "1"); code != 0 {
+			t.Fatalf("prune: exit %d: %s", code, stderr)
+		}
+		want := []string{m.Name, m.Name + ".json"}
+		if keys := bucketKeys(t, bucket); !slices.Equal(keys, want) {
+			t.Errorf("after save and prune the bucket holds %v, want %v", keys, want)
+		}
+		assertNoLeftovers(t, bucket, want)
+		if _, stderr, code := runEtcdops(t, be.Env, "backup", "verify", "--from", bucket, "latest"); code != 0 {
+			t.Errorf("verify: exit %d: %s", code, stderr)
+		}
+	}
+}
+
+// assertNoSnapshots checks that `backup list` shows nothing in bucket.
+func assertNoSnapshots(t *testing.T, env []string, bucket string) {
+	t.Helper()
+	out, stderr, code := runEtcdops(t, env, "backup", "list", "--from", bucket, "-w", "json")
+	var snaps []json.RawMessage
+	if code != 0 || json.Unmarshal([]byte(out), &snaps) != nil || len(snaps) > 0 {
+		t.Errorf("backup list: exit %d, %s%s; want no snapshot", code, out, stderr)
+	}
+}
+
+// assertNoLeftovers looks past the blob API for what a killed upload may
+// leave: files in a file:// bucket's directory, S3 multipart uploads.
+func assertNoLeftovers(t *testing.T, bucketURL string, want []string) {
+	t.Helper()
+	u, err := url.Parse(bucketURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch u.Scheme {
+	case "file":
+		if got := list(t, u.Path); !slices.Equal(got, want) {
+			t.Errorf("the bucket directory holds %v, want %v", got, want)
+		}
+	case "s3":
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		b, err := blob.OpenBucket(ctx, bucketURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		var c *s3.Client
+		if !b.As(&c) {
+			t.Fatal("not an S3 bucket")
+		}
+		out, err := c.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &u.Host})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, up := range out.Uploads {
+			t.Errorf("multipart upload of %s left behind", *up.Key)
+		}
+	}
+}
+
+// throughProxy returns a MinIO bucket URL that goes through p.
+func throughProxy(t *testing.T, bucketURL string, p *faultProxy) string {
+	t.Helper()
+	u, err := url.Parse(bucketURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("endpoint", "http://"+p.Addr)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// minioTarget returns the host:port of a MinIO bucket URL's endpoint.
+func minioTarget(t *testing.T, bucketURL string) string {
+	t.Helper()
+	u, err := url.Parse(bucketURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return etcdtest.HostPort(t, u.Query().Get("endpoint"))
+}
+
+// failsWithin runs etcdops and checks that it exits 1 within limit.
+func failsWithin(t *testing.T, limit time.Duration, env []string, args ...string) string {
+	t.Helper()
+	cmd := startEtcdops(t, env, args...)
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(limit):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("still running after %v; stderr:\n%s", limit, cmd.Stderr)
+	}
+	stderr := cmd.Stderr.(*strings.Builder).String()
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	last := lines[len(lines)-1]
+	if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.HasPrefix(last, "etcdops: ") {
+		t.Fatalf("exit %d, last line %q; want exit 1 and an error\nstderr:\n%s", code, last, stderr)
+	}
+	t.Log(last)
+	return last
+}
+
+// bucketFailsDuringUpload puts a proxy that meets the upload with fault
+// after 2 MiB between `backup save` and MinIO.
+func bucketFailsDuringUpload(fault proxyFault) func(t *testing.T, fx *faultFixture) {
+	return func(t *testing.T, fx *faultFixture) {
+		be := objtest.S3(t)
+		bucket := be.NewBucket(t)
+		p := startProxy(t, minioTarget(t, bucket), fault, true, 2<<20)
+		failsWithin(t, time.Minute, be.Env, "backup", "save", "--endpoints", fx.endpoint, "--to", throughProxy(t, bucket, p),
+			"--command-timeout", "5s")
+		if keys := bucketKeys(t, bucket); len(keys) > 0 {
+			t.Errorf("a failed upload left %v visible", keys)
+		}
+		// The failing bucket took the abort of the upload too: the
+		// next save's retention removes it.
+		waitNextSecond()
+		out, stderr, code := runEtcdops(t, be.Env, "backup", "save", "--endpoints", fx.endpoint, "--to", bucket, "--keep-last", "1", "-w", "json")
+		if code != 0 {
+			t.Fatalf("save after the failed one: exit %d: %s", code, stderr)
+		}
+		var m struct{ Name string }
+		if err := json.Unmarshal([]byte(out), &m); err != nil {
+			t.Fatal(err)
+		}
+		assertNoLeftovers(t, bucket, []string{m.Name, m.Name + ".json"})
+	}
+}
+
+// bucketFailsDuringDownload has `backup fetch` read from MinIO through a
+// proxy that meets the download with fault after 2 MiB.
+func bucketFailsDuringDownload(fault proxyFault) func(t *testing.T, fx *faultFixture) {
+	return func(t *testing.T, fx *faultFixture) {
+		be := objtest.S3(t)
+		bucket := be.NewBucket(t)
+		if _, stderr, code := runEtcdops(t, be.Env, "backup", "save", "--endpoints", fx.endpoint, "--to", bucket); code != 0 {
+			t.Fatalf("save: %s", stderr)
+		}
+		p := startProxy(t, minioTarget(t, bucket), fault, false, 2<<20)
+		dir := t.TempDir()
+		failsWithin(t, time.Minute, be.Env, "backup", "fetch", "--from", throughProxy(t, bucket, p), "latest",
+			"--to", filepath.Join(dir, "s.db"))
+		assertNothingIn(t, dir)
+	}
+}
