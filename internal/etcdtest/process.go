@@ -136,6 +136,13 @@ func (p *Process) start(t testing.TB, args []string) {
 	t.Cleanup(func() { p.Kill(t) })
 }
 
+// Pid returns the process id of the last start.
+func (p *Process) Pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cmd.Process.Pid
+}
+
 // Output returns what the process wrote to stdout and stderr so far.
 func (p *Process) Output() string { return p.stderr.String() }
 

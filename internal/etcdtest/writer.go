@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -71,9 +72,13 @@ type WriterStats struct {
 	// Sent counts writes issued; Acked and Failed split them by outcome.
 	Sent, Acked, Failed int
 	Failures            []WriteFailure
-	Elapsed             time.Duration
+	// Elapsed is the time writes were issued, from the first to the stop.
+	Elapsed time.Duration
 	// MaxLatency is the slowest acknowledged write.
 	MaxLatency time.Duration
+	// MaxLag is the longest a write started after its time in the
+	// schedule (all workers busy, or the writer starved of CPU).
+	MaxLag time.Duration
 }
 
 // Rate returns the writes issued per second over the run.
@@ -86,8 +91,9 @@ func (s WriterStats) Rate() float64 {
 
 func (s WriterStats) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d writes in %v (%.0f/s): %d acknowledged, %d failed, slowest ack %v",
-		s.Sent, s.Elapsed.Round(time.Millisecond), s.Rate(), s.Acked, s.Failed, s.MaxLatency.Round(time.Millisecond))
+	fmt.Fprintf(&b, "%d writes in %v (%.0f/s): %d acknowledged, %d failed, slowest ack %v, most behind schedule %v",
+		s.Sent, s.Elapsed.Round(time.Millisecond), s.Rate(), s.Acked, s.Failed, s.MaxLatency.Round(time.Millisecond),
+		s.MaxLag.Round(time.Millisecond))
 	for i, f := range s.Failures {
 		if i == 5 {
 			fmt.Fprintf(&b, "\n  … %d more", len(s.Failures)-i)
@@ -142,15 +148,14 @@ func (w *Writer) run(ctx context.Context) {
 		go func() {
 			defer wg.Done()
 			for i := range jobs {
-				w.put(i)
+				w.put(i, start.Add(time.Duration(i)*time.Second/time.Duration(w.cfg.Rate)))
 			}
 		}()
 	}
-	interval := time.Second / time.Duration(w.cfg.Rate)
 	timer := time.NewTimer(0)
 dispatch:
 	for i := 0; i < w.cfg.Max; i++ {
-		timer.Reset(time.Until(start.Add(time.Duration(i) * interval)))
+		timer.Reset(time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(w.cfg.Rate))))
 		select {
 		case <-ctx.Done():
 			break dispatch
@@ -163,13 +168,13 @@ dispatch:
 		}
 	}
 	close(jobs)
-	wg.Wait()
 	w.mu.Lock()
 	w.stats.Elapsed = time.Since(start)
 	w.mu.Unlock()
+	wg.Wait()
 }
 
-func (w *Writer) put(i int) {
+func (w *Writer) put(i int, due time.Time) {
 	key := fmt.Sprintf("%s%09d", w.prefix, i)
 	value := fmt.Sprintf("%d", i)
 	if pad := w.cfg.ValueSize - len(value); pad > 0 {
@@ -183,6 +188,7 @@ func (w *Writer) put(i int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.stats.Sent++
+	w.stats.MaxLag = max(w.stats.MaxLag, begin.Sub(due))
 	if err != nil {
 		w.stats.Failed++
 		w.stats.Failures = append(w.stats.Failures, WriteFailure{Key: key, Time: begin, Err: err})
@@ -223,8 +229,9 @@ func (w *Writer) Wait(t testing.TB) WriterStats {
 	return w.Stats()
 }
 
-// Verify reads the writer's keys through cli (linearizable) and returns an
-// error naming the acknowledged writes that are missing or hold another value.
+// Verify reads the writer's keys through cli (linearizable) and returns a
+// *LostWritesError naming the acknowledged writes that are missing or hold
+// another value.
 func (w *Writer) Verify(ctx context.Context, cli *clientv3.Client) error {
 	found := map[string]string{}
 	key, end := w.prefix, clientv3.GetPrefixRangeEnd(w.prefix)
@@ -252,12 +259,25 @@ func (w *Writer) Verify(ctx context.Context, cli *clientv3.Client) error {
 		}
 	}
 	if len(lost) > 0 {
-		if len(lost) > 5 {
-			lost = append(lost[:5], fmt.Sprintf("… %d more", len(lost)-5))
-		}
-		return fmt.Errorf("%d of %d acknowledged writes lost: %s", len(lost), len(w.acked), strings.Join(lost, "; "))
+		slices.Sort(lost)
+		return &LostWritesError{Lost: lost, Acked: len(w.acked)}
 	}
 	return nil
+}
+
+// LostWritesError names the acknowledged writes that did not read back.
+type LostWritesError struct {
+	// Lost says for each lost write its key and what was read instead.
+	Lost  []string
+	Acked int
+}
+
+func (e *LostWritesError) Error() string {
+	lost := e.Lost
+	if len(lost) > 5 {
+		lost = append(slices.Clone(lost[:5]), fmt.Sprintf("… %d more", len(lost)-5))
+	}
+	return fmt.Sprintf("%d of %d acknowledged writes lost: %s", len(e.Lost), e.Acked, strings.Join(lost, "; "))
 }
 
 // Check fails the test unless every acknowledged write reads back, through

@@ -1,0 +1,366 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/etcdops/etcdops/internal/etcdtest"
+)
+
+// BenchmarkMigrate is bench/migrate.sh: a 3-member stock etcd cluster (real
+// fsync) restored from a snapshot of BENCH_DB_MB MiB, under 500 writes/s,
+// migrated onto three `etcdops serve` members, once by `etcdops migrate run`
+// and once by the same moves made with stock etcdctl as fast as etcd allows.
+// It prints a markdown table; it runs once whatever b.N.
+func BenchmarkMigrate(b *testing.B) {
+	mib, err := strconv.Atoi(cmp.Or(os.Getenv("BENCH_DB_MB"), "1024"))
+	if err != nil || mib <= 0 {
+		b.Fatalf("BENCH_DB_MB=%q: want a size in MiB", os.Getenv("BENCH_DB_MB"))
+	}
+	work := b.TempDir()
+	if d := os.Getenv("BENCH_DIR"); d != "" {
+		if work, err = os.MkdirTemp(d, "migrate-"); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { os.RemoveAll(work) })
+	}
+	snap := fillSnapshot(b, work, mib)
+	st, err := os.Stat(snap)
+	if err != nil {
+		b.Fatal(err)
+	}
+	copyTime := loopbackCopy(b, snap, filepath.Join(work, "copy.db"))
+	b.Logf("snapshot %d MiB; plain copy over loopback %.1fs", st.Size()>>20, copyTime.Seconds())
+	var results []migrateBench
+	for _, method := range []string{"stock etcdctl", "etcdops migrate run"} {
+		r := benchMigration(b, work, snap, method)
+		b.Logf("%s: %.1fs, %d failed writes, %d lost, catch-up %v", method, r.total.Seconds(), r.writes.Failed, r.lost, r.catchUp)
+		results = append(results, r)
+	}
+	fmt.Println(migrateBenchTable(results, st.Size(), copyTime))
+}
+
+// migrateBench is what one migration took.
+type migrateBench struct {
+	method  string
+	total   time.Duration
+	writes  etcdtest.WriterStats
+	lost    int
+	catchUp []time.Duration // per new member: added as learner → promoted
+	names   []string
+}
+
+func benchMigration(b *testing.B, work, snap, method string) migrateBench {
+	dir := filepath.Join(work, strings.Fields(method)[0])
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	specs := etcdtest.SpecsNamed(b, dir, "a", "b", "c")
+	for _, s := range specs {
+		cmd := exec.Command(etcdtest.Tool(b, "etcdutl"), "snapshot", "restore", snap, "--name", s.Name, "--data-dir", s.DataDir,
+			"--initial-cluster", s.InitialCluster, "--initial-cluster-token", s.Token, "--initial-advertise-peer-urls", s.PeerURL)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("restore %s: %v\n%s", s.Name, err, out)
+		}
+	}
+	m := &migration{t: b, dir: dir, specs: map[string]etcdtest.MemberSpec{}}
+	m.startOld(specs, etcdtest.Tool(b, "etcd"))
+	order := []string{"a", "b", "c"}
+	leader := m.leader(order...)
+	for i, n := range order { // the leader last, as etcdops does
+		if n == leader {
+			order = append(append(order[:i:i], order[i+1:]...), n)
+			break
+		}
+	}
+	adds := m.newMembers("A", "B", "C")
+	newNames := []string{"A", "B", "C"}
+	w, q := m.load()
+	tl := watchPromotions(b, m, newNames)
+	start := time.Now()
+	switch method {
+	case "stock etcdctl":
+		stockMigration(b, m, order, newNames)
+	default:
+		r := m.migrate(m.args("run", adds, order, "--start-cmd="+m.startCmd(), "--stop-cmd="+m.stopCmd(), "--timeout=30m")...)
+		if r.code != 0 {
+			b.Fatalf("migrate run: %v", r)
+		}
+	}
+	res := migrateBench{method: method, total: time.Since(start), names: newNames}
+	res.catchUp = tl.stop()
+	res.writes = w.Stop()
+	qs := q.Stop()
+	b.Logf("%s: writer %v; quorum %v", method, res.writes, qs)
+	cli := etcdtest.NewClient(b, m.endpoints(newNames...)...)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var lost *etcdtest.LostWritesError
+	if err := w.Verify(ctx, cli); errors.As(err, &lost) {
+		res.lost = len(lost.Lost)
+	} else if err != nil {
+		b.Fatal(err)
+	}
+	m.checkMembers(newNames...)
+	m.killStarted()
+	return res
+}
+
+// stockMigration makes the moves with stock etcdctl, as a script would: for
+// each old member, add a new one as a learner, start it, promote it as soon
+// as etcd allows, remove the old one.
+func stockMigration(b *testing.B, m *migration, order, newNames []string) {
+	current := append([]string(nil), order...)
+	for i, old := range order {
+		name := newNames[i]
+		spec := m.specs[name]
+		var added struct {
+			Member struct {
+				ID uint64 `json:"ID"`
+			} `json:"member"`
+			Members []struct {
+				Name     string   `json:"name"`
+				PeerURLs []string `json:"peerURLs"`
+			} `json:"members"`
+		}
+		// etcd refuses changes ("unhealthy cluster") until the leader has
+		// heard from every member for 5s; a script retries.
+		var out string
+		retry(b, func() (err error) {
+			out, err = etcdtest.RunEtcdctl(b, m.endpoints(current...), "member", "add", name, "--learner", "--peer-urls="+spec.PeerURL, "-w", "json")
+			return err
+		})
+		if err := json.Unmarshal([]byte(out), &added); err != nil {
+			b.Fatalf("member add: %v\n%s", err, out)
+		}
+		var initial []string
+		for _, mem := range added.Members {
+			n := mem.Name
+			if n == "" {
+				n = name
+			}
+			initial = append(initial, n+"="+mem.PeerURLs[0])
+		}
+		spec.DataDir = filepath.Join(m.dir, name+".etcd")
+		spec.InitialCluster = strings.Join(initial, ",")
+		spec.ClusterState = "existing"
+		p := &etcdtest.Process{Spec: spec, Binary: etcdtest.EtcdopsBin(b), Command: []string{"serve"}}
+		p.Start(b)
+		m.appendPid(name, p.Pid())
+		current = append(current, name)
+		retry(b, func() error {
+			_, err := etcdtest.RunEtcdctl(b, m.endpoints(current...), "member", "promote", strconv.FormatUint(added.Member.ID, 16))
+			return err
+		})
+		id := memberID(b, m, current, old)
+		retry(b, func() error {
+			_, err := etcdtest.RunEtcdctl(b, m.endpoints(current...), "member", "remove", id)
+			return err
+		})
+		current = slices.DeleteFunc(current, func(n string) bool { return n == old })
+		for _, p := range m.old.Procs { // systemctl stop: SIGTERM, wait
+			if p.Spec.Name == old {
+				p.Signal(b, syscall.SIGTERM)
+				p.Wait(b, time.Minute)
+			}
+		}
+	}
+}
+
+// retry calls f until it succeeds, for up to 30 minutes.
+func retry(b *testing.B, f func() error) {
+	etcdtest.Eventually(b, 30*time.Minute, f)
+}
+
+func memberID(b *testing.B, m *migration, at []string, name string) string {
+	var list struct {
+		Members []struct {
+			ID   uint64 `json:"ID"`
+			Name string `json:"name"`
+		} `json:"members"`
+	}
+	out := m.etcdctl(at, "member", "list", "-w", "json")
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		b.Fatalf("member list: %v\n%s", err, out)
+	}
+	for _, mem := range list.Members {
+		if mem.Name == name {
+			return strconv.FormatUint(mem.ID, 16)
+		}
+	}
+	b.Fatalf("no member %s in %s", name, out)
+	return ""
+}
+
+// promotions records, for each new member (by peer URL), when it first
+// appears as a learner and when as a voter.
+type promotions struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	mu     sync.Mutex
+	added  map[string]time.Time
+	voting map[string]time.Time
+	urls   []string
+}
+
+func watchPromotions(b *testing.B, m *migration, names []string) *promotions {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: m.old.Endpoints(), AutoSyncInterval: 500 * time.Millisecond, DialTimeout: 5 * time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &promotions{cancel: cancel, done: make(chan struct{}), added: map[string]time.Time{}, voting: map[string]time.Time{}}
+	for _, n := range names {
+		p.urls = append(p.urls, m.specs[n].PeerURL)
+	}
+	go func() {
+		defer close(p.done)
+		defer cli.Close()
+		for ctx.Err() == nil {
+			sctx, scancel := context.WithTimeout(ctx, 2*time.Second)
+			resp, err := cli.MemberList(sctx, clientv3.WithSerializable())
+			scancel()
+			now := time.Now()
+			if err == nil {
+				p.mu.Lock()
+				for _, mem := range resp.Members {
+					u := mem.PeerURLs[0]
+					if _, ok := p.added[u]; !ok {
+						p.added[u] = now
+					}
+					if _, ok := p.voting[u]; !ok && !mem.IsLearner {
+						p.voting[u] = now
+					}
+				}
+				p.mu.Unlock()
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	return p
+}
+
+func (p *promotions) stop() []time.Duration {
+	p.cancel()
+	<-p.done
+	var d []time.Duration
+	for _, u := range p.urls {
+		d = append(d, p.voting[u].Sub(p.added[u]))
+	}
+	return d
+}
+
+// fillSnapshot fills a stock etcd member (without fsync, which a fill does
+// not need) with ~mib MiB of 3900-byte values and saves a snapshot of it.
+func fillSnapshot(b *testing.B, work string, mib int) string {
+	spec := etcdtest.SpecsNamed(b, filepath.Join(work, "fill"), "fill")
+	p := &etcdtest.Process{Spec: spec[0], Binary: etcdtest.Tool(b, "etcd")}
+	p.Spec.Extra = []string{"--unsafe-no-fsync", "--quota-backend-bytes=17179869184", "--log-level=warn"}
+	p.Start(b)
+	p.WaitHealthy(b, time.Minute)
+	keys := mib * 256
+	fill := exec.Command(etcdtest.Tool(b, "benchmark"), "put", "--endpoints", etcdtest.HostPort(b, spec[0].ClientURL),
+		"--clients", "32", "--conns", "4", "--key-size", "16", "--val-size", "3900", "--total", strconv.Itoa(keys),
+		"--key-space-size", strconv.Itoa(keys), "--sequential-keys")
+	if out, err := fill.CombinedOutput(); err != nil {
+		b.Fatalf("fill: %v\n%s", err, out)
+	}
+	snap := filepath.Join(work, "snap.db")
+	etcdtest.Etcdctl(b, []string{spec[0].ClientURL}, "snapshot", "save", snap)
+	p.Kill(b)
+	os.RemoveAll(spec[0].DataDir)
+	return snap
+}
+
+// loopbackCopy copies src to dst through a loopback TCP connection and an
+// fsync, the physical limit of a learner's catch-up here, and returns the time.
+func loopbackCopy(b *testing.B, src, dst string) time.Duration {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	errc := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		c, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer c.Close()
+		f, err := os.Open(src)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer f.Close()
+		_, err = io.Copy(c, f)
+		errc <- err
+	}()
+	c, err := l.Accept()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	f, err := os.Create(dst)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.Remove(dst)
+	defer f.Close()
+	if _, err := io.Copy(f, c); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		b.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		b.Fatal(err)
+	}
+	return time.Since(start)
+}
+
+func migrateBenchTable(rs []migrateBench, size int64, copyTime time.Duration) string {
+	var sb strings.Builder
+	mbps := func(d time.Duration) string {
+		if d <= 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.0f", float64(size)/(1<<20)/d.Seconds())
+	}
+	fmt.Fprintf(&sb, "database %d MiB; plain copy over loopback (TCP + fsync): %.1fs, %s MiB/s\n\n", size>>20, copyTime.Seconds(), mbps(copyTime))
+	fmt.Fprintf(&sb, "| method | total | failed writes | lost writes | writes/s | catch-up per learner (s, MiB/s) |\n|---|---|---|---|---|---|\n")
+	for _, r := range rs {
+		var cu []string
+		for i, d := range r.catchUp {
+			cu = append(cu, fmt.Sprintf("%s %.1fs %s", r.names[i], d.Seconds(), mbps(d)))
+		}
+		fmt.Fprintf(&sb, "| %s | %.1fs | %d | %d | %.0f | %s |\n", r.method, r.total.Seconds(), r.writes.Failed, r.lost, r.writes.Rate(), strings.Join(cu, "; "))
+	}
+	if len(rs) == 2 && rs[1].total > 0 {
+		fmt.Fprintf(&sb, "\nratio etcdops / stock: %.2f× the stock script's time (goal ≤ 1.2×)\n", rs[1].total.Seconds()/rs[0].total.Seconds())
+	}
+	return sb.String()
+}
