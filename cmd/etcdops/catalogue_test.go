@@ -50,6 +50,13 @@ var catalogue = []badInput{
 	{cmd: "serve", args: []string{"--listen-peer-urls", "http://example.com:2380"}, code: 2, want: []string{"http://example.com:2380", "expected IP"}},
 
 	// backup save: nothing in the bucket.
+	{cmd: "backup save", args: []string{"--endpoints", "$EP"}, code: 2, want: []string{"--to", "required"}},
+	{cmd: "backup save", args: []string{"--endpoints", "$EP", "--to", "ftp://b"}, code: 2, want: []string{"--to", `"ftp://b"`, "expected one of file, s3, gs, azblob, mem"}},
+	{cmd: "backup save", args: []string{"--endpoints", "$EP", "--to", ""}, code: 2, want: []string{"--to", "expected scheme://bucket"}},
+	{cmd: "backup save", args: []string{"--endpoints", "$EP", "--to", "$BUCKET/missing"}, code: 2, want: []string{"--to", "/missing", "no such bucket"}},
+	{cmd: "backup save", args: []string{"--endpoints", "$EP", "--to", "$S3", "--bogus"}, code: 2, want: []string{"-bogus", "not defined"}},
+	{cmd: "backup save", args: []string{"--endpoints", "$EP", "--to", "$S3", "--keep-last", "x"}, code: 2, want: []string{"-keep-last", `"x"`}},
+	{cmd: "backup save", args: []string{"--endpoints", "$EP", "--to", "$S3", "--keep-within", "abc"}, code: 2, want: []string{"-keep-within", `"abc"`}},
 	{cmd: "backup save", args: []string{"--endpoints", "$EP", "--to", "$S3", "--tag", "a/b"}, code: 2, want: []string{"--tag", `"a/b"`, "expected letters, digits"}},
 	{cmd: "backup save", args: []string{"--endpoints", "$EP", "--to", "$S3", "--keep-daily", "-1"}, code: 2, want: []string{"--keep-daily", "expected a count of 0 or more"}},
 	{cmd: "backup save", args: []string{"--endpoints", "$EP", "--to", "$S3", "--keep-within", "-1h"}, code: 2, want: []string{"--keep-within", "expected a positive duration"}},
@@ -65,6 +72,15 @@ var catalogue = []badInput{
 	{cmd: "backup save", args: []string{"--endpoints", "$EP", "--to", "$BUCKET", "--log-level", "loud"}, code: 2, want: []string{"--log-level", `"loud"`, "expected debug, info"}},
 
 	// backup list, verify, fetch, prune.
+	{cmd: "backup list", args: nil, code: 2, want: []string{"--from", "required"}},
+	{cmd: "backup list", args: []string{"--from", "ftp://b"}, code: 2, want: []string{"--from", `"ftp://b"`, "expected one of file, s3"}},
+	{cmd: "backup verify", args: []string{"--from", "$BUCKET", "bogus"}, code: 2, want: []string{`snapshot "bogus"`, "expected <tag>_<YYYY-MM-DD_HH-MM-SS>.db"}},
+	{cmd: "backup verify", args: []string{"--from", "$BUCKET", "--bogus"}, code: 2, want: []string{"-bogus", "not defined"}},
+	{cmd: "backup fetch", args: []string{"--from", "$BUCKET", "latest"}, code: 2, want: []string{"--to", "required"}},
+	{cmd: "backup fetch", args: []string{"--from", "ftp://b", "latest", "--to", "out.db"}, code: 2, want: []string{"--from", `"ftp://b"`, "expected one of file, s3"}},
+	{cmd: "backup fetch", args: []string{"--from", "$S3", "bogus", "--to", "out.db"}, code: 2, want: []string{`snapshot "bogus"`, "expected <tag>_<YYYY-MM-DD_HH-MM-SS>.db"}},
+	{cmd: "backup prune", args: []string{"--from", "ftp://b", "--keep-last", "1"}, code: 2, want: []string{"--from", `"ftp://b"`, "expected one of file, s3"}},
+	{cmd: "backup prune", args: []string{"--from", "$S3", "--keep-within", "1x"}, code: 2, want: []string{"-keep-within", `"1x"`}},
 	{cmd: "backup list", args: []string{"--from", "$S3", "extra"}, code: 2, want: []string{`unexpected argument "extra"`}},
 	{cmd: "backup list", args: []string{"--from", "$BUCKET", "-w", "yaml"}, code: 2, want: []string{"--write-out", "expected table or json"}},
 	{cmd: "backup verify", args: []string{"--from", "$BUCKET", "a", "b"}, code: 2, want: []string{`unexpected argument "b"`, "expected one snapshot NAME or latest"}},
@@ -91,6 +107,8 @@ var catalogue = []badInput{
 	{cmd: "restore", args: []string{"--from", "$SNAP", "--initial-cluster", "a=http://127.0.0.1:2380", "extra"}, code: 2, want: []string{`unexpected argument "extra"`}},
 	{cmd: "restore", args: []string{"--from", "$SNAP", "--initial-cluster", "a=http://127.0.0.1:2380", "--snapshot", "latest"}, code: 2, want: []string{"--snapshot", "expected only with a bucket URL"}},
 	{cmd: "restore", args: []string{"--from", "$BUCKET", "--initial-cluster", "a=http://127.0.0.1:2380"}, code: 2, want: []string{"--snapshot", "expected a snapshot NAME or latest"}},
+	{cmd: "restore", args: []string{"--from", "ftp://b", "--snapshot", "latest", "--initial-cluster", "a=http://127.0.0.1:2380"}, code: 2, want: []string{"--from", `"ftp://b"`, "expected one of file, s3"}},
+	{cmd: "restore", args: []string{"--from", "$BUCKET", "--snapshot", "bogus", "--initial-cluster", "a=http://127.0.0.1:2380"}, code: 2, want: []string{`--snapshot "bogus"`, "expected <tag>_<YYYY-MM-DD_HH-MM-SS>.db"}},
 	{cmd: "restore", args: []string{"--from", "$SNAP", "--initial-cluster", "a=http://127.0.0.1:2380", "--identity", "missing.txt"}, code: 2, want: []string{"--identity", "missing.txt"}},
 	{cmd: "restore", args: []string{"--from", "$SNAP", "--initial-cluster", "a=http://127.0.0.1:2380", "-w", "yaml"}, code: 2, want: []string{"--write-out", "expected table or json"}},
 	{cmd: "restore", args: []string{"--from", "$SNAP", "--initial-cluster", "a=http://127.0.0.1:2380", "--initial-cluster-token", ""}, code: 2, want: []string{"--initial-cluster-token", "expected a non-empty token"}},

@@ -81,7 +81,7 @@ func renderReliability(date string) string {
 			}
 			args[i] = a
 		}
-		line := "etcdops " + c.cmd + " " + strings.Join(args, " ")
+		line := strings.Join(append([]string{"etcdops", c.cmd}, args...), " ")
 		for name := range c.files {
 			line += " (" + name + ": " + strings.ReplaceAll(strings.TrimSpace(c.files[name]), "\n", "; ") + ")"
 		}
