@@ -38,27 +38,62 @@ func ClaimKey(tag string, at time.Time) string {
 	return ClaimPrefix + tag + "/" + at.UTC().Format(backup.TimeLayout)
 }
 
-// Claim reports whether this member won the slot at of tag. An error
-// (no quorum, a timeout) means it did not.
+// claimRetry is how soon a claim that failed (no leader yet) is retried;
+// claimAttempt bounds one attempt, so that a request stuck with a leader
+// that died is given up for one that a new leader can answer.
+const (
+	claimRetry   = 100 * time.Millisecond
+	claimAttempt = time.Second
+)
+
+// Claim reports whether this member won the slot at of tag. Failures
+// (an election in progress) are retried until Timeout; an error then
+// (no quorum) means it did not win. A claim whose reply was lost is
+// recognised as won on the retry, by the member name it wrote.
 func (c *Claimer) Claim(ctx context.Context, tag string, at time.Time) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
-	lease, err := c.Lease.Grant(ctx, int64(c.TTL.Seconds()))
-	if err != nil {
-		return false, fmt.Errorf("claim slot %s: lease: %w", at.UTC().Format(time.RFC3339), err)
-	}
 	key := ClaimKey(tag, at)
-	resp, err := c.KV.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, c.Member, clientv3.WithLease(lease.ID))).
-		Commit()
-	if err != nil || !resp.Succeeded {
-		c.Lease.Revoke(context.WithoutCancel(ctx), lease.ID)
+	var lease *clientv3.LeaseGrantResponse
+	var err error
+	for {
+		if lease == nil {
+			actx, acancel := context.WithTimeout(ctx, claimAttempt)
+			lease, err = c.Lease.Grant(actx, int64(c.TTL.Seconds()))
+			acancel()
+			if err != nil {
+				lease = nil
+				err = fmt.Errorf("claim %s: lease: %w", key, err)
+			}
+		}
+		if lease != nil {
+			var resp *clientv3.TxnResponse
+			actx, acancel := context.WithTimeout(ctx, claimAttempt)
+			resp, err = c.KV.Txn(actx).
+				If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+				Then(clientv3.OpPut(key, c.Member, clientv3.WithLease(lease.ID))).
+				Else(clientv3.OpGet(key)).
+				Commit()
+			acancel()
+			if err == nil {
+				won := resp.Succeeded
+				if !won {
+					kvs := resp.Responses[0].GetResponseRange().Kvs
+					won = len(kvs) == 1 && string(kvs[0].Value) == c.Member && kvs[0].Lease == int64(lease.ID)
+				}
+				if !won {
+					c.Lease.Revoke(context.WithoutCancel(ctx), lease.ID)
+				}
+				return won, nil
+			}
+			err = fmt.Errorf("claim %s: %w", key, err)
+		}
+		select {
+		case <-ctx.Done():
+			return false, err
+		case <-time.After(claimRetry):
+		}
 	}
-	if err != nil {
-		return false, fmt.Errorf("claim %s: %w", key, err)
-	}
-	return resp.Succeeded, nil
 }
 
 // ClaimTTL is how long a claim of a slot of spec lasts: an interval, and

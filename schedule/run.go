@@ -35,8 +35,11 @@ func (s *Scheduler) runBackup(ctx context.Context, st *jobState, at time.Time) {
 		case <-t.C:
 		}
 	}
-	if st.Claim != nil && !s.claim(ctx, st, at) {
-		return
+	if st.Claim != nil {
+		if !s.claim(ctx, st, at) || !s.waitUpload(ctx, st) {
+			return
+		}
+		defer func() { <-st.uploading }()
 	}
 	start := s.cfg.Now()
 	m.lastAttempt.WithLabelValues(st.Name).Set(unix(start))
@@ -95,10 +98,28 @@ func (s *Scheduler) claim(ctx context.Context, st *jobState, at time.Time) bool 
 		st.lg.Warn("slot not claimed; another member may take it", zap.Time("slot", at), zap.Error(err))
 	case !won:
 		s.metrics.skips.WithLabelValues(st.Name, reasonClaimed).Inc()
-		st.lg.Info("slot taken by another member", zap.Time("slot", at))
+		st.lg.Debug("slot taken by another member", zap.Time("slot", at))
 	}
 	if won && err == nil {
 		return true
+	}
+	s.logNext(st)
+	return false
+}
+
+// waitUpload takes the upload token of a job whose slots are claimed,
+// waiting up to one interval for the member's previous upload.
+func (s *Scheduler) waitUpload(ctx context.Context, st *jobState) bool {
+	t := time.NewTimer(st.Cron.Interval(s.cfg.Now()))
+	defer t.Stop()
+	select {
+	case st.uploading <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		s.metrics.skips.WithLabelValues(st.Name, reasonShutdown).Inc()
+	case <-t.C:
+		s.metrics.skips.WithLabelValues(st.Name, reasonRunning).Inc()
+		st.lg.Warn("run skipped: the previous upload is still going", zap.String("reason", "claimed slot not uploaded in time"))
 	}
 	s.logNext(st)
 	return false

@@ -55,6 +55,9 @@ type jobState struct {
 	lg    *zap.Logger
 	// running holds the job's one token: a run starts only by taking it.
 	running, verifying atomic.Bool
+	// uploading is the token of jobs whose slots are claimed: a run that
+	// won its slot waits for it, up to one interval.
+	uploading chan struct{}
 
 	mu          sync.Mutex
 	tag         string // the job's tag once known
@@ -82,7 +85,7 @@ func New(cfg Config) (*Scheduler, error) {
 	}
 	s := &Scheduler{cfg: cfg, lg: cfg.Logger, reg: cfg.Registry, metrics: newMetrics(reg)}
 	for _, j := range cfg.Jobs {
-		s.jobs = append(s.jobs, &jobState{Job: j, tag: j.Save.Tag, lg: cfg.Logger.With(zap.String("job", j.Name))})
+		s.jobs = append(s.jobs, &jobState{Job: j, tag: j.Save.Tag, lg: cfg.Logger.With(zap.String("job", j.Name)), uploading: make(chan struct{}, 1)})
 	}
 	return s, nil
 }
@@ -137,14 +140,20 @@ func (s *Scheduler) Run(ctx context.Context) (err error) {
 		s.metrics.init(st.Name)
 		s.metrics.interval.WithLabelValues(st.Name).Set(st.Cron.Interval(now).Seconds())
 		st := st
-		c.Schedule(st.Cron.sched, s.wrap(rctx, st, &st.running, func() { s.runBackup(rctx, st, st.Cron.Slot(s.cfg.Now())) }))
+		// A job whose slots are claimed waits for its turn to upload in
+		// runBackup instead: its claims may overlap, its uploads never.
+		token := &st.running
+		if st.Claim != nil {
+			token = nil
+		}
+		c.Schedule(st.Cron.sched, s.wrap(rctx, st, token, func() { s.runBackup(rctx, st, st.Cron.Slot(s.cfg.Now())) }))
 		if st.Verify != nil {
 			c.Schedule(st.Verify.sched, s.wrap(rctx, st, &st.verifying, func() { s.runVerify(rctx, st) }))
 		}
 		newest := s.newest(rctx, st)
 		catchUp := ShouldCatchUp(st.CatchUp, st.Cron, newest, now)
 		if catchUp {
-			catchUps = append(catchUps, s.wrap(rctx, st, &st.running, func() { s.runBackup(rctx, st, st.Cron.Prev(s.cfg.Now())) }))
+			catchUps = append(catchUps, s.wrap(rctx, st, token, func() { s.runBackup(rctx, st, st.Cron.Prev(s.cfg.Now())) }))
 		}
 		next := st.Cron.Next(now)
 		s.metrics.nextRun.WithLabelValues(st.Name).Set(unix(next))
@@ -168,7 +177,7 @@ func (s *Scheduler) Run(ctx context.Context) (err error) {
 
 // wrap makes fn a cron job that never overlaps itself (token holds the
 // job's one run; a run due while it is taken is skipped and counted) and
-// whose panics are recovered. Recover is innermost, and the token is
+// whose panics are recovered. A nil token skips nothing. Recover is innermost, and the token is
 // returned by a defer, so that a panicking run can never keep the token
 // (robfig/cron#366).
 func (s *Scheduler) wrap(ctx context.Context, st *jobState, token *atomic.Bool, fn func()) cron.Job {
@@ -176,6 +185,10 @@ func (s *Scheduler) wrap(ctx context.Context, st *jobState, token *atomic.Bool, 
 		return cron.FuncJob(func() {
 			if ctx.Err() != nil {
 				s.metrics.skips.WithLabelValues(st.Name, reasonShutdown).Inc()
+				return
+			}
+			if token == nil {
+				j.Run()
 				return
 			}
 			if !token.CompareAndSwap(false, true) {

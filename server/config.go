@@ -19,6 +19,8 @@ import (
 	cconfig "go.etcd.io/etcd/server/v3/config"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/rafthttp"
+
+	"github.com/etcdops/etcdops/schedule"
 )
 
 // ErrHelp is returned by Parse when the arguments ask for help.
@@ -47,6 +49,11 @@ type Config struct {
 	// Args are the arguments the configuration was parsed from.
 	Args []string
 
+	// Backup is the member's own backup schedule (--backup-*), nil for none.
+	Backup *schedule.JobConfig
+	// EtcdopsVersion is recorded in the manifests of scheduled backups.
+	EtcdopsVersion string
+
 	defaultInitialCluster string
 }
 
@@ -62,6 +69,7 @@ type flagSet struct {
 	defaultInitialCluster string
 	fallback              *flags.SelectiveStringValue
 	v2deprecate           *flags.SelectiveStringsValue
+	backup                map[string]*string
 }
 
 func newFlagSet() *flagSet {
@@ -86,6 +94,7 @@ func newFlagSet() *flagSet {
 	for _, name := range ignoredFlags {
 		fs.Var(&flags.IgnoredFlag{Name: name}, name, "")
 	}
+	f.addBackupFlags()
 	return f
 }
 
@@ -128,6 +137,9 @@ func Parse(args []string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Backup, err = f.backupJob(f.configFile); err != nil {
+		return nil, err
+	}
 	deprecated, err := applyDeprecated(cfg.Embed)
 	if err != nil {
 		return nil, err
@@ -141,13 +153,13 @@ func Parse(args []string) (*Config, error) {
 func (f *flagSet) overridden() []string {
 	var out []string
 	f.fs.Visit(func(fl *flag.Flag) {
-		if fl.Name != "config-file" {
+		if fl.Name != "config-file" && !isBackupFlag(fl.Name) {
 			out = append(out, "--"+fl.Name)
 		}
 	})
 	f.fs.VisitAll(func(fl *flag.Flag) {
 		key := flags.FlagToEnv("ETCD", fl.Name)
-		if _, ok := os.LookupEnv(key); ok && fl.Name != "config-file" {
+		if _, ok := os.LookupEnv(key); ok && fl.Name != "config-file" && !isBackupFlag(fl.Name) {
 			out = append(out, key)
 		}
 	})

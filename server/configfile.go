@@ -143,6 +143,9 @@ func knownConfigKeys() map[string]bool {
 	for _, k := range fileOnlyKeys {
 		known[k] = true
 	}
+	for k := range backupKeys {
+		known["backup-"+k] = true
+	}
 	return known
 }
 

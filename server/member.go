@@ -70,7 +70,9 @@ func Run(ctx context.Context, cfg *Config) error {
 	}
 	lg.Info("notifying init daemon")
 	sd.notify("READY=1\nSTATUS=serving client requests")
+	stopBackups := startBackups(ctx, e, cfg, lg)
 	err = serve(ctx, e, sd)
+	stopBackups()
 	stop()
 	return err
 }

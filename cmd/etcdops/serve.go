@@ -37,6 +37,7 @@ func serveCommand() *cli.Command {
 				printEtcdVersion(c.App.Writer)
 				return nil
 			}
+			cfg.EtcdopsVersion = etcdopsVersion()
 			if err := server.Run(c.Context, cfg); err != nil {
 				return fmt.Errorf("serve: %w", err)
 			}

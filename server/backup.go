@@ -1,0 +1,219 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"sigs.k8s.io/yaml"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
+
+	"github.com/etcdops/etcdops/backup"
+	"github.com/etcdops/etcdops/internal/etcdclient"
+	"github.com/etcdops/etcdops/schedule"
+)
+
+// backupKeys are serve's settings beyond etcd's: the member's own backup
+// schedule. Each is a flag --backup-KEY, a variable ETCDOPS_BACKUP_KEY and
+// a config file key backup-KEY (stock etcd ignores config keys it does not
+// know, so the file still starts stock etcd). A flag beats a variable,
+// which beats the file, which applies even though the file replaces etcd's
+// own flags.
+var backupKeys = map[string]string{
+	"cron":         "take a backup at `SPEC` (5 cron fields, @hourly, \"@every 30m\"; UTC unless CRON_TZ=Zone): every member may set it, one member takes each slot",
+	"to":           "bucket `URL` for the member's scheduled backups",
+	"tag":          "name the scheduled backups `TAG`_<slot time> (default: cluster-<cluster ID>)",
+	"compress":     "compress the scheduled backups with zstd",
+	"keep-last":    "after each scheduled backup keep the `N` newest of the tag",
+	"keep-hourly":  "… and the newest of each of the last `N` hours",
+	"keep-daily":   "… and the newest of each of the last `N` days",
+	"keep-weekly":  "… and the newest of each of the last `N` weeks",
+	"keep-monthly": "… and the newest of each of the last `N` months",
+	"keep-within":  "… and every one within `DURATION` of the newest",
+}
+
+// boolString is a boolean flag kept as its text.
+type boolString struct{ s *string }
+
+func (b boolString) String() string {
+	if b.s == nil {
+		return ""
+	}
+	return *b.s
+}
+func (b boolString) Set(v string) error { *b.s = v; return nil }
+func (b boolString) IsBoolFlag() bool   { return true }
+
+// addBackupFlags registers the --backup-* flags.
+func (f *flagSet) addBackupFlags() {
+	f.backup = map[string]*string{}
+	for k, usage := range backupKeys {
+		v := new(string)
+		f.backup[k] = v
+		if k == "compress" {
+			f.fs.Var(boolString{v}, "backup-"+k, usage)
+			continue
+		}
+		f.fs.StringVar(v, "backup-"+k, "", usage)
+	}
+}
+
+func isBackupFlag(name string) bool { return strings.HasPrefix(name, "backup-") }
+
+// backupEnv is the variable of a backup key.
+func backupEnv(key string) string {
+	return "ETCDOPS_BACKUP_" + strings.ToUpper(strings.ReplaceAll(key, "-", "_"))
+}
+
+// backupJob gathers the backup settings from the config file (if any),
+// the environment and the flags, and validates them. It returns nil when
+// none is set.
+func (f *flagSet) backupJob(configFile string) (*schedule.JobConfig, error) {
+	vals := map[string]string{}
+	source := map[string]string{}
+	if configFile != "" {
+		b, err := os.ReadFile(configFile)
+		if err != nil {
+			return nil, fmt.Errorf("--config-file: %w", err)
+		}
+		var m map[string]any
+		if err := yaml.Unmarshal(b, &m); err != nil {
+			return nil, fmt.Errorf("config file %s: %w", configFile, oneLine(err))
+		}
+		for k := range backupKeys {
+			if v, ok := lookupFold(m, "backup-"+k); ok && v != nil {
+				vals[k], source[k] = fmt.Sprint(v), "config file key backup-"+k
+			}
+		}
+	}
+	for k := range backupKeys {
+		if v, ok := os.LookupEnv(backupEnv(k)); ok {
+			vals[k], source[k] = v, backupEnv(k)
+		}
+	}
+	f.fs.Visit(func(fl *flag.Flag) {
+		if k, ok := strings.CutPrefix(fl.Name, "backup-"); ok {
+			vals[k], source[k] = *f.backup[k], "--"+fl.Name
+		}
+	})
+	if len(vals) == 0 {
+		return nil, nil
+	}
+	name := func(k string) string {
+		if s, ok := source[k]; ok {
+			return s
+		}
+		return "--backup-" + k
+	}
+	jc := &schedule.JobConfig{Name: "backup", Cron: vals["cron"], To: vals["to"], Tag: vals["tag"], KeepWithin: vals["keep-within"]}
+	if jc.Cron == "" {
+		return nil, fmt.Errorf("--backup-cron: required with the other backup settings (%s)", name(firstKey(vals)))
+	}
+	if s, ok := vals["compress"]; ok {
+		c, err := strconv.ParseBool(s)
+		if err != nil {
+			return nil, fmt.Errorf("%s: invalid value %q, expected true or false", name("compress"), s)
+		}
+		jc.Compress = c
+	}
+	for k, dst := range map[string]*int{"keep-last": &jc.KeepLast, "keep-hourly": &jc.KeepHourly, "keep-daily": &jc.KeepDaily,
+		"keep-weekly": &jc.KeepWeekly, "keep-monthly": &jc.KeepMonthly} {
+		s, ok := vals[k]
+		if !ok {
+			continue
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("%s: invalid value %q, expected a count of 0 or more", name(k), s)
+		}
+		*dst = n
+	}
+	if _, err := schedule.Jobs([]schedule.JobConfig{*jc}, backup.SaveConfig{Endpoints: []string{"self"}}); err != nil {
+		var ce *schedule.ConfigError
+		if errors.As(err, &ce) {
+			return nil, fmt.Errorf("%s: %w", name(ce.Field), ce.Err)
+		}
+		return nil, err
+	}
+	return jc, nil
+}
+
+func firstKey(m map[string]string) string {
+	for k := range m {
+		return k
+	}
+	return ""
+}
+
+// backupCommandTimeout bounds the short requests of a scheduled backup.
+const backupCommandTimeout = 5 * time.Second
+
+// startBackups runs the member's backup schedule, if it has one, until
+// the returned function is called, which stops it and waits. A backup
+// schedule that cannot run is logged; the member serves on.
+func startBackups(ctx context.Context, e *embed.Etcd, cfg *Config, lg *zap.Logger) (stop func()) {
+	if cfg.Backup == nil {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := runBackups(ctx, e, cfg, lg.Named("backup")); err != nil {
+			lg.Error("scheduled backups stopped", zap.Error(err))
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// runBackups is the member's share of the cluster's backup schedule: at
+// each slot it claims the slot in etcd (see schedule.Claimer) and, only if
+// it won, takes the snapshot from itself, named after the slot.
+func runBackups(ctx context.Context, e *embed.Etcd, cfg *Config, lg *zap.Logger) error {
+	ec := e.Config()
+	if len(ec.AdvertiseClientUrls) == 0 {
+		return errors.New("the member advertises no client URL to take snapshots from")
+	}
+	tls := ec.ClientTLSInfo
+	ccfg := etcdclient.Config{Endpoints: []string{ec.AdvertiseClientUrls[0].String()}, CACert: tls.TrustedCAFile,
+		Cert: tls.CertFile, Key: tls.KeyFile, InsecureSkipTLSVerify: ec.ClientAutoTLS,
+		DialTimeout: backupCommandTimeout, CommandTimeout: backupCommandTimeout}
+	if tls.ClientCertFile != "" {
+		ccfg.Cert, ccfg.Key = tls.ClientCertFile, tls.ClientKeyFile
+	}
+	dial := func(endpoints ...string) (*clientv3.Client, error) {
+		c := ccfg
+		c.Endpoints = endpoints
+		return etcdclient.New(&c, nil, backup.StreamDialOptions()...)
+	}
+	jobs, err := schedule.Jobs([]schedule.JobConfig{*cfg.Backup}, backup.SaveConfig{Endpoints: ccfg.Endpoints, Dial: dial,
+		CommandTimeout: backupCommandTimeout, EtcdopsVersion: cfg.EtcdopsVersion})
+	if err != nil {
+		return err
+	}
+	job := &jobs[0]
+	if job.Save.Tag == "" {
+		job.Save.Tag = backup.ClusterTag(uint64(e.Server.Cluster().ID()))
+	}
+	local := v3client.New(e.Server)
+	defer local.Close()
+	claimer := &schedule.Claimer{KV: local, Lease: local, Member: ec.Name, TTL: schedule.ClaimTTL(job.Cron, time.Now()), Timeout: backupCommandTimeout}
+	job.Claim = claimer.Claim
+	s, err := schedule.New(schedule.Config{Jobs: jobs, Logger: lg, Registerer: prometheus.DefaultRegisterer})
+	if err != nil {
+		return err
+	}
+	lg.Info("scheduled backups", zap.String("cron", job.Cron.Text), zap.String("to", backup.Redact(job.To)),
+		zap.String("tag", job.Save.Tag), zap.String("claims", schedule.ClaimPrefix+job.Save.Tag+"/"))
+	return s.Run(ctx)
+}
