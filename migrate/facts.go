@@ -64,14 +64,14 @@ func Gather(ctx context.Context, c Connection, endpoints []string, ours []string
 	var f Facts
 	hc := c.Client
 	hc.Endpoints = endpoints
-	r, err := health.Check(ctx, health.Options{Client: hc, Cluster: true, Timeout: c.Timeout, Logger: c.Logger})
+	r, err := health.Check(ctx, health.Options{Client: hc, Cluster: true, Timeout: c.Timeout})
 	if err != nil {
 		return f, nil, err
 	}
 	v := health.Evaluate(r, health.DefaultThresholds())
 	var reachable []string
 	for _, e := range r.Endpoints {
-		if e.Reachable {
+		if e.Reachable && !e.IsLearner { // learners answer no member list
 			reachable = append(reachable, e.Endpoint)
 		}
 	}

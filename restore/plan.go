@@ -177,11 +177,7 @@ func Members(cfg Config) ([]Member, error) {
 	if err != nil {
 		return nil, err
 	}
-	tmpl := cfg.DataDirTemplate
-	if tmpl == "" {
-		tmpl = DefaultDataDirTemplate
-	}
-	if !strings.Contains(tmpl, NameVar) && (cfg.Name == "" && len(members) > 1) {
+	if tmpl := dataDirTemplate(cfg); !strings.Contains(tmpl, NameVar) && (cfg.Name == "" && len(members) > 1) {
 		return nil, configErr("data-dir-template", tmpl, "expected %s in it: it names the data dirs of %d members", NameVar, len(members))
 	}
 	for i := range members {
@@ -193,16 +189,9 @@ func Members(cfg Config) ([]Member, error) {
 		}
 		m.ListenPeerURLs = listenURLs(m.PeerURLs)
 		m.ListenClientURLs = listenURLs(m.ClientURLs)
-		if m.DataDir, err = expandPath("data-dir-template", tmpl, m.Name); err != nil {
+		if m.DataDir, m.ConfigFile, m.EnvFile, err = Paths(cfg, m.Name); err != nil {
 			return nil, err
 		}
-		dir := cfg.ConfigDir
-		if dir == "" {
-			dir = filepath.Dir(m.DataDir)
-		} else if dir, err = expandPath("config-dir", dir, m.Name); err != nil {
-			return nil, err
-		}
-		m.ConfigFile, m.EnvFile = filepath.Join(dir, m.Name+".yml"), filepath.Join(dir, m.Name+".env")
 		m.TLS = expandTLS(cfg.TLS, m.Name)
 	}
 	if err := checkClientURLs(members); err != nil {
@@ -212,6 +201,28 @@ func Members(cfg Config) ([]Member, error) {
 		return members, checkPaths(members)
 	}
 	return members, nil
+}
+
+func dataDirTemplate(cfg Config) string {
+	if cfg.DataDirTemplate == "" {
+		return DefaultDataDirTemplate
+	}
+	return cfg.DataDirTemplate
+}
+
+// Paths are member name's data dir and configuration files under cfg's
+// DataDirTemplate and ConfigDir, as absolute paths.
+func Paths(cfg Config, name string) (dataDir, configFile, envFile string, err error) {
+	if dataDir, err = expandPath("data-dir-template", dataDirTemplate(cfg), name); err != nil {
+		return "", "", "", err
+	}
+	dir := cfg.ConfigDir
+	if dir == "" {
+		dir = filepath.Dir(dataDir)
+	} else if dir, err = expandPath("config-dir", dir, name); err != nil {
+		return "", "", "", err
+	}
+	return dataDir, filepath.Join(dir, name+".yml"), filepath.Join(dir, name+".env"), nil
 }
 
 // parseCluster parses name=peerURL,... Unlike etcd, which merges a name

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"sort"
 	"strings"
 	"time"
 
@@ -22,7 +26,7 @@ func migrateCommand() *cli.Command {
 		Usage: "move a live cluster onto new members, or scale it out or in, one safe step at a time",
 		Description: "plan prints the steps and, after each, the voting members, the quorum and the failures the cluster\n" +
 			"still tolerates; run carries them out; abort removes the learners a run added.\n\n" + migrateExitCodes,
-		Subcommands: []*cli.Command{migratePlanCommand()},
+		Subcommands: []*cli.Command{migratePlanCommand(), migrateRunCommand(), migrateAbortCommand()},
 	}
 }
 
@@ -156,4 +160,182 @@ func migratePlan(c *cli.Context) error {
 		return migrate.WriteJSON(c.App.Writer, plan)
 	}
 	return migrate.WriteTable(c.App.Writer, plan)
+}
+
+func migrateRunCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "run",
+		Usage: "carry out a migration, or resume the one its journal records",
+		UsageText: "etcdops migrate run --endpoints URLS --add NAME=PEERURL ... --remove NAME ... [--start-cmd CMD] [--stop-cmd CMD]\n" +
+			"   [--config-dir DIR] [--data-dir-template DIR] [--client-urls NAME=URL,...] [--state-file FILE] [--timeout D] [-w table|json]",
+		Description: "For each new member: add it as a learner, write <name>.yml and <name>.env (initial-cluster-state\n" +
+			"existing), run --start-cmd (or print the start command and wait), wait until its applied index is\n" +
+			"within --max-lag of the leader's, promote it. For each old member: move leadership away if it leads,\n" +
+			"remove it through another member, run --stop-cmd. The cluster must be healthy before every step;\n" +
+			"--timeout bounds each. The journal (--state-file) is written before and after every change: rerun\n" +
+			"the same command after a crash or Ctrl-C to resume. A new member that does not start or catch up in\n" +
+			"time is removed again (exit 1).\n\n" + migrateExitCodes,
+		Flags: migrateFlags(),
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return usageError(fmt.Errorf("migrate run: %w", err))
+		},
+		Action: func(c *cli.Context) error {
+			if err := migrateRun(c); err != nil {
+				return fmt.Errorf("migrate run: %w", err)
+			}
+			return nil
+		},
+	}
+}
+
+func migrateAbortCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "abort",
+		Usage:     "remove the learners a migration added, and mark its journal aborted",
+		UsageText: "etcdops migrate abort --endpoints URLS --state-file FILE [--timeout D] [-w table|json]",
+		Flags: append(clientFlags(),
+			&cli.StringFlag{Name: "state-file", Required: true, Usage: "journal `FILE` of the migration"},
+			&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "how long the abort may take"},
+			flagOutput, flagLogLevel),
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return usageError(fmt.Errorf("migrate abort: %w", err))
+		},
+		Action: func(c *cli.Context) error {
+			if err := migrateAbort(c); err != nil {
+				return fmt.Errorf("migrate abort: %w", err)
+			}
+			return nil
+		},
+	}
+}
+
+func migrateRun(c *cli.Context) error {
+	in, err := migrateRequest(c)
+	if err != nil {
+		return err
+	}
+	lg, err := newLogger(c.String("log-level"))
+	if err != nil {
+		return err
+	}
+	defer lg.Sync()
+	in.conn.Logger = lg
+	files := memberFiles(c)
+	jsonOut := c.String("write-out") == "json"
+	out := c.App.Writer
+	o := migrate.Options{
+		Connection: in.conn, Request: in.req, New: in.newMembers,
+		Files: func(name string) (string, string, string) {
+			d, conf, env, _ := restore.Paths(files, name)
+			return d, conf, env
+		},
+		StartCmd: c.String("start-cmd"), StopCmd: c.String("stop-cmd"), StateFile: c.String("state-file"),
+		StepTimeout: c.Duration("timeout"), MaxLag: c.Uint64("max-lag"), Operator: out,
+		Events: func(ev migrate.Event) { printMigrateEvent(out, ev, jsonOut) },
+	}
+	if jsonOut {
+		o.Operator = os.Stderr
+	}
+	if !c.Bool("quiet") && onTerminal() {
+		o.Progress = os.Stderr
+	}
+	res, err := migrate.Run(c.Context, o)
+	if err != nil {
+		return migrateRunError(err)
+	}
+	if jsonOut {
+		return json.NewEncoder(out).Encode(struct {
+			Event string `json:"event"`
+			*migrate.Result
+		}{"finished", res})
+	}
+	printMigrateResult(out, res)
+	return nil
+}
+
+// migrateRunError marks bad input (a plan etcd's rules forbid, a journal of
+// another migration) as usage errors.
+func migrateRunError(err error) error {
+	var se *migrate.StateError
+	if errors.As(err, &se) {
+		return usageError(fmt.Errorf("--state-file %s: %s", se.Path, se.Reason))
+	}
+	return migrateInputError(err)
+}
+
+func printMigrateEvent(w io.Writer, ev migrate.Event, jsonOut bool) {
+	if jsonOut {
+		json.NewEncoder(w).Encode(ev)
+		return
+	}
+	detail := ev.Detail
+	if ev.Status != migrate.EventDone {
+		detail = ev.Status + ": " + detail
+	}
+	fmt.Fprintf(w, "[%d/%d] %s %s: %s (voters %s, quorum %d, tolerates %d)\n", ev.Step, ev.Of, ev.Action, ev.Member, detail,
+		strings.Join(ev.Voters, ","), ev.Quorum, ev.Tolerates)
+}
+
+func printMigrateResult(w io.Writer, res *migrate.Result) {
+	if res.NothingToDo {
+		fmt.Fprintf(w, "nothing to do: %s records a finished migration\n", res.StateFile)
+	}
+	tw := newTable(w)
+	fmt.Fprintln(tw, "MEMBER\tID\tROLE\tPEER URLS\tCLIENT URLS")
+	for _, m := range res.Members {
+		role := "voter"
+		if m.IsLearner {
+			role = "learner"
+		}
+		fmt.Fprintf(tw, "%s\t%x\t%s\t%s\t%s\n", m.Name, m.ID, role, strings.Join(m.PeerURLs, ","), strings.Join(m.ClientURLs, ","))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "endpoints for clients (e.g. kube-apiserver --etcd-servers): %s\n", strings.Join(res.Endpoints, ","))
+	names := make([]string, 0, len(res.OldDataDirs))
+	for name := range res.OldDataDirs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		fmt.Fprintf(w, "removed member %s left its data dir in place, on its host: %s (per --data-dir-template)\n", name, res.OldDataDirs[name])
+	}
+	fmt.Fprintf(w, "journal: %s\n", res.StateFile)
+}
+
+func migrateAbort(c *cli.Context) error {
+	if err := noArgsAndFormat(c); err != nil {
+		return err
+	}
+	ccfg, err := clientConfig(c)
+	if err != nil {
+		return err
+	}
+	if c.Duration("timeout") <= 0 {
+		return usageError(fmt.Errorf("--timeout %v: expected a positive duration", c.Duration("timeout")))
+	}
+	lg, err := newLogger(c.String("log-level"))
+	if err != nil {
+		return err
+	}
+	defer lg.Sync()
+	res, err := migrate.Abort(c.Context, migrate.Options{
+		Connection: migrate.Connection{Client: *ccfg, Timeout: ccfg.CommandTimeout, Logger: lg},
+		StateFile:  c.String("state-file"), StepTimeout: c.Duration("timeout"),
+	})
+	if err != nil {
+		return migrateRunError(err)
+	}
+	if c.String("write-out") == "json" {
+		return writeJSON(c.App.Writer, res)
+	}
+	if len(res.Removed) == 0 {
+		fmt.Fprintln(c.App.Writer, "no learner of this migration to remove")
+	} else {
+		fmt.Fprintf(c.App.Writer, "removed learners: %s\n", strings.Join(res.Removed, ", "))
+	}
+	if len(res.Voting) > 0 {
+		fmt.Fprintf(c.App.Writer, "added members that vote already and stay: %s\n", strings.Join(res.Voting, ", "))
+	}
+	fmt.Fprintf(c.App.Writer, "journal %s marked aborted\n", res.StateFile)
+	return nil
 }
