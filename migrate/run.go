@@ -292,7 +292,10 @@ func (r *runner) waitHealthy(ctx context.Context, i int) error {
 			why = err.Error()
 		}
 		if err := r.sleep(ctx); err != nil {
-			return fmt.Errorf("before step %d: cluster not healthy: %s", i+1, why)
+			if errors.Is(context.Cause(ctx), context.Canceled) {
+				return err
+			}
+			return fmt.Errorf("before step %d: cluster not healthy within %s: %s", i+1, r.o.StepTimeout, why)
 		}
 	}
 }
