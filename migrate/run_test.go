@@ -292,7 +292,7 @@ func TestLostRepliesCountAsDone(t *testing.T) {
 func TestMemberThatNeverStarts(t *testing.T) {
 	f := newFixture(t, 3)
 	o := f.options([]string{"A"}, "m0")
-	o.StartCmd = "true" // returns, and starts nothing
+	o.StartCmd = "true"             // returns, and starts nothing
 	o.StepTimeout = 8 * time.Second // etcd refuses changes for 5s after a start
 	_, err := Run(context.Background(), o)
 	var nme *NewMemberError
