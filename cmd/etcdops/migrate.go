@@ -180,7 +180,7 @@ func migrateRunCommand() *cli.Command {
 			return usageError(fmt.Errorf("migrate run: %w", err))
 		},
 		Action: func(c *cli.Context) error {
-			if err := migrateRun(c); err != nil {
+			if err := migrateRunAction(c); err != nil {
 				return fmt.Errorf("migrate run: %w", err)
 			}
 			return nil
@@ -209,7 +209,7 @@ func migrateAbortCommand() *cli.Command {
 	}
 }
 
-func migrateRun(c *cli.Context) error {
+func migrateRunAction(c *cli.Context) error {
 	in, err := migrateRequest(c)
 	if err != nil {
 		return err
