@@ -24,6 +24,14 @@ type faultRow struct {
 
 // faultMatrix is the fault matrix; docs/reliability.md shows it.
 var faultMatrix = []faultRow{
+	{"serve-killed-single", "`serve`, a single member", "SIGKILL under 300 writes/s (real fsync), then restarted",
+		"every acknowledged write reads back", serveKilled(1)},
+	{"serve-killed-one-of-three", "`serve`, the leader of three members", "SIGKILL under 300 writes/s (real fsync); the others elect a leader and go on; restarted",
+		"every acknowledged write reads back, also through the restarted member", serveKilled(3)},
+	{"fetch-killed", "`backup fetch` from MinIO", "SIGKILL mid-download (paused by a proxy after 4 MiB)",
+		"no file at the target; the rerun succeeds and leaves only the file; etcdutl reads the manifest's revision from it", fetchKilled},
+	{"restore-killed", "`restore` of three members", "SIGKILL as soon as it writes",
+		"nothing but `*.restoring-*` left; the rerun writes every data dir and config; etcdutl reads the snapshot's revision from each", restoreKilledMidway},
 	{"save-full-disk", "`backup save` to file://", "the filesystem fills up (4 MiB tmpfs, 10 MiB snapshot)",
 		"exit 1 naming `no space left on device`; nothing left in the directory; all its space free again", saveFullDisk},
 	{"fetch-full-disk", "`backup fetch`", "the target filesystem fills up (4 MiB tmpfs)",

@@ -330,9 +330,9 @@ func tmpfs(t *testing.T, options string) string {
 	return dir
 }
 
-// TestRestoreKilledMidwayThenRerun kills a restore while it writes, checks
-// that nothing that looks like a data dir is left, and reruns it.
-func TestRestoreKilledMidwayThenRerun(t *testing.T) {
+// restoreKilledMidway kills a restore while it writes, checks that nothing
+// that looks like a data dir is left, and reruns it (a fault matrix row).
+func restoreKilledMidway(t *testing.T, _ *faultFixture) {
 	src := etcdtest.StartEmbedded(t, 1)
 	cli := etcdtest.NewClient(t, src.Endpoints()...)
 	for i := 0; i < 400; i++ {
