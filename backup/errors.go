@@ -27,12 +27,15 @@ const (
 	FieldPolicy      Field = "retention policy" // the policy as a whole
 )
 
-// Reasons an InputError wraps, for errors.Is.
+// Errors to tell by errors.Is: the reasons an InputError wraps, and ErrNameTaken.
 var (
 	// ErrExists: Fetch's destination exists and replacing it was not asked for.
 	ErrExists = errors.New("file exists (replace it with force)")
 	// ErrNeedsIdentity: the snapshot is encrypted and no identity was given.
 	ErrNeedsIdentity = errors.New("snapshot is encrypted: an age identity is needed to decrypt it")
+	// ErrNameTaken: a snapshot (or its manifest) of that name exists, written by another save; it
+	// was left as it was. Not bad input: the same command a moment later picks another name.
+	ErrNameTaken = errors.New("a snapshot of this name exists (another save took the same name at the same second)")
 	// ErrEmptyPolicy: a policy that would remove every snapshot.
 	ErrEmptyPolicy = errors.New("no retention rule given: refusing to remove every snapshot")
 )

@@ -66,7 +66,10 @@ const (
 // streamed from the member through the codec into the bucket while etcd's
 // sha256 trailer is checked and its own revision is read on the way; no
 // local copy is made. On any failure or cancellation the upload is aborted
-// and neither object becomes visible.
+// and neither object becomes visible. Both objects are written only if
+// their names are free (the bucket's no-overwrite condition): of two saves
+// that pick the same name, one fails with an error wrapping ErrNameTaken
+// and leaves the other's objects as they are.
 func Save(ctx context.Context, store *Store, cfg SaveConfig) (*Manifest, error) {
 	lg := cfg.Logger
 	if lg == nil {
@@ -94,7 +97,7 @@ func Save(ctx context.Context, store *Store, cfg SaveConfig) (*Manifest, error) 
 	}
 	name := Name{Tag: tag, Time: at.UTC().Truncate(time.Second), Ext: cfg.Codec.Ext()}
 	if _, err := store.bucket.Attributes(ctx, name.String()); err == nil {
-		return nil, fmt.Errorf("snapshot %s already exists in %s", name, store.URL)
+		return nil, fmt.Errorf("save %s in %s: %w", name, store.URL, ErrNameTaken)
 	} else if gcerrors.Code(err) != gcerrors.NotFound {
 		return nil, fmt.Errorf("bucket %s: %w", store.URL, cleanErr(err))
 	}
@@ -152,7 +155,7 @@ func stream(ctx context.Context, store *Store, cli *clientv3.Client, name Name, 
 	}
 	var file *os.File // fileblob's temporary file, to fsync
 	w, err := store.bucket.NewWriter(wctx, name.String(), &blob.WriterOptions{
-		ContentType: "application/octet-stream",
+		ContentType: "application/octet-stream", IfNotExist: true,
 		// Parts in flight bound the memory of multipart uploads.
 		BufferSize: uploadPartSize, MaxConcurrency: uploadConcurrency,
 		BeforeWrite: func(as func(any) bool) error {
@@ -225,8 +228,8 @@ func stream(ctx context.Context, store *Store, cli *clientv3.Client, name Name, 
 	}
 	cfg.Logger.Debug("snapshot streamed", zap.Duration("stream", streamed.Sub(began)), zap.Duration("fsync", time.Since(streamed)))
 	committed = true
-	if err := w.Close(); err != nil {
-		return nil, fmt.Errorf("upload to %s: %w", store.URL, cleanErr(err))
+	if err := store.closeNew(w, name.String(), cancel); err != nil {
+		return nil, err
 	}
 	if stored != nil && stored.md5 != nil {
 		if err := checkStoredMD5(ctx, store, name, stored.md5.Sum(nil)); err != nil {
@@ -252,13 +255,26 @@ func stream(ctx context.Context, store *Store, cli *clientv3.Client, name Name, 
 }
 
 // abort cancels an upload, so that nothing becomes visible, and closes its
-// writer. gocloud.dev v0.47.0's azureblob writer can panic in that Close (its
-// upload goroutine clears the pipe that Close then closes); the upload is
-// aborted all the same, so the panic is contained here.
+// writer.
 func abort(w *blob.Writer, cancel context.CancelFunc) {
 	cancel()
-	defer func() { _ = recover() }()
-	w.Close()
+	closeWriter(w)
+}
+
+// errDriverPanic is what closeWriter returns for a Close that panicked.
+var errDriverPanic = errors.New("upload failed (the bucket driver lost the reason)")
+
+// closeWriter closes w. gocloud.dev v0.47.0's azureblob writer panics in
+// Close after any failed upload (its upload goroutine clears the pipe that
+// Close then closes), losing the upload's error: the panic is contained
+// here and becomes errDriverPanic.
+func closeWriter(w *blob.Writer) (err error) {
+	defer func() {
+		if recover() != nil {
+			err = errDriverPanic
+		}
+	}()
+	return w.Close()
 }
 
 // checkStoredMD5 compares the MD5 the backend reports for the object, where
@@ -281,10 +297,12 @@ func writeManifest(ctx context.Context, store *Store, name Name, m *Manifest) er
 		return err
 	}
 	sum := md5.Sum(b)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var file *os.File
-	opts := &blob.WriterOptions{ContentType: "application/json", ContentMD5: sum[:],
+	opts := &blob.WriterOptions{ContentType: "application/json", ContentMD5: sum[:], IfNotExist: true,
 		BeforeWrite: func(as func(any) bool) error { as(&file); return nil }}
-	w, err := store.bucket.NewWriter(ctx, name.Manifest(), opts)
+	w, err := store.bucket.NewWriter(wctx, name.Manifest(), opts)
 	if err != nil {
 		return fmt.Errorf("write manifest %s: %w", name.Manifest(), cleanErr(err))
 	}
@@ -293,11 +311,11 @@ func writeManifest(ctx context.Context, store *Store, name Name, m *Manifest) er
 		err = file.Sync()
 	}
 	if err != nil {
-		abort(w, func() {})
+		abort(w, cancel)
 		return fmt.Errorf("write manifest %s: %w", name.Manifest(), err)
 	}
-	if err := w.Close(); err != nil {
-		return fmt.Errorf("write manifest %s: %w", name.Manifest(), cleanErr(err))
+	if err := store.closeNew(w, name.Manifest(), cancel); err != nil {
+		return err
 	}
 	return store.syncDir(name.Manifest())
 }

@@ -58,6 +58,37 @@ func (s *Store) syncDir(key string) error {
 	return atomicfile.SyncDir(filepath.Dir(filepath.Join(s.dir, key)))
 }
 
+// closeNew commits an upload opened with IfNotExist, taking ownership of w:
+// a name taken meanwhile is an error wrapping ErrNameTaken, and the object
+// there is left as it was. fileblob checks and renames under a lock of its
+// process only, so for file:// the object's directory is locked around
+// its Close, which makes the check and rename one step among etcdops
+// processes. On error before the Close, cancel aborts the upload.
+func (s *Store) closeNew(w *blob.Writer, key string, cancel context.CancelFunc) error {
+	if s.dir != "" {
+		unlock, err := atomicfile.LockDir(filepath.Dir(filepath.Join(s.dir, key)))
+		if err != nil {
+			abort(w, cancel)
+			return fmt.Errorf("upload %s to %s: %w", key, s.URL, err)
+		}
+		defer unlock()
+	}
+	err := closeWriter(w)
+	taken := gcerrors.Code(err) == gcerrors.FailedPrecondition
+	if errors.Is(err, errDriverPanic) {
+		// The upload failed for a reason the driver lost: the name is taken if an object has it.
+		_, aerr := s.bucket.Attributes(context.Background(), key)
+		taken = aerr == nil
+	}
+	if taken {
+		return fmt.Errorf("upload %s to %s: %w", key, s.URL, ErrNameTaken)
+	}
+	if err != nil {
+		return fmt.Errorf("upload %s to %s: %w", key, s.URL, cleanErr(err))
+	}
+	return nil
+}
+
 // reportsMD5 tells whether the backend computes an MD5 of every uploaded
 // object by itself, to check an upload end to end against. GCS does; S3
 // does not for multipart uploads (their ETag is no MD5), nor Azure for

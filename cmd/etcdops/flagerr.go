@@ -52,7 +52,7 @@ func backupFlagError(err error, flags map[backup.Field]string) error {
 	flag, ok := flags[ie.Field]
 	switch {
 	case errors.Is(ie, backup.ErrEmptyPolicy):
-		return usageError(errors.New("no --keep-* flag given: refusing to remove every snapshot"))
+		return usageError(errors.New("no --keep-* rule given: refusing to remove every snapshot"))
 	case !ok:
 		return usageError(ie)
 	case errors.Is(ie, backup.ErrExists):

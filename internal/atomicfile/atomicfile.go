@@ -134,3 +134,18 @@ func SyncDir(dir string) error {
 	defer d.Close()
 	return d.Sync()
 }
+
+// LockDir takes an exclusive lock (flock) on a directory, waiting for it, and returns its release.
+// It serializes check-then-rename sequences on the names in dir among processes that all take it;
+// the lock dies with the process.
+func LockDir(dir string) (unlock func(), err error) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(d.Fd()), unix.LOCK_EX); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	return func() { d.Close() }, nil
+}

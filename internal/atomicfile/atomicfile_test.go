@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestWriteFileReplacesWithMode(t *testing.T) {
@@ -93,5 +95,36 @@ func TestAbortKeepsOldFile(t *testing.T) {
 func TestCreateInMissingDirFails(t *testing.T) {
 	if _, err := Create(filepath.Join(t.TempDir(), "no", "f"), 0o600); err == nil {
 		t.Fatal("Create in a missing directory succeeded")
+	}
+}
+
+func TestLockDirExcludesAnotherHolder(t *testing.T) {
+	dir := t.TempDir()
+	unlock, err := LockDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acquired := make(chan func())
+	go func() {
+		u, err := LockDir(dir)
+		if err != nil {
+			t.Error(err)
+		}
+		acquired <- u
+	}()
+	// A second open file description of the same directory must not get the lock while it is held:
+	// try it without waiting.
+	d, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := unix.Flock(int(d.Fd()), unix.LOCK_EX|unix.LOCK_NB); !errors.Is(err, unix.EWOULDBLOCK) {
+		t.Fatalf("flock while LockDir holds it: %v, want EWOULDBLOCK", err)
+	}
+	unlock()
+	(<-acquired)()
+	if _, err := LockDir(filepath.Join(dir, "missing")); err == nil {
+		t.Error("LockDir of a missing directory succeeded")
 	}
 }
