@@ -18,8 +18,9 @@ const (
 	kindFailure = "failure" // --heartbeat-fail-url
 )
 
-// metrics are the daemon's Prometheus metrics. Labels are bounded: job
-// (from the configuration), result, reason and kind (the constants above).
+// metrics are the daemon's Prometheus metrics. Labels are bounded:
+// backup_job (from the configuration), result, reason and kind (the
+// constants above).
 type metrics struct {
 	lastSuccess, lastAttempt, lastDuration, lastSize, lastRevision *prometheus.GaugeVec
 	nextRun, interval, consecutiveFailures                         *prometheus.GaugeVec
@@ -30,12 +31,16 @@ type metrics struct {
 
 const namespace = "etcdops_schedule"
 
+// jobLabel names a job's series. Not "job": Prometheus sets that label to
+// the scrape job's name, and would rename ours to exported_job.
+const jobLabel = "backup_job"
+
 func newMetrics(reg prometheus.Registerer) *metrics {
 	gauge := func(name, help string) *prometheus.GaugeVec {
-		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help}, []string{"job"})
+		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help}, []string{jobLabel})
 	}
 	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
-		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help}, append([]string{"job"}, labels...))
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help}, append([]string{jobLabel}, labels...))
 	}
 	m := &metrics{
 		lastSuccess:         gauge("last_success_timestamp_seconds", "When the job's newest snapshot was saved (from the bucket at start, then from runs)."),
@@ -75,4 +80,7 @@ func (m *metrics) init(job string) {
 	m.pruned.WithLabelValues(job)
 	m.pruneFailures.WithLabelValues(job)
 	m.consecutiveFailures.WithLabelValues(job)
+	// Never succeeded, as far as the bucket tells: an old timestamp, so
+	// that an alert on the age of the last success covers it too.
+	m.lastSuccess.WithLabelValues(job).Set(0)
 }

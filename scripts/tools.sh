@@ -49,6 +49,12 @@ if ! command -v systemd-analyze >/dev/null 2>&1; then
 	$sudo apt-get update -qq >&2
 	$sudo apt-get install -y -qq --no-install-recommends systemd >&2
 fi
+if ! command -v promtool >/dev/null 2>&1; then
+	echo "tools: installing prometheus (for promtool check/test rules of examples/monitoring)" >&2
+	if [ "$(id -u)" -eq 0 ]; then sudo=; else sudo=sudo; fi
+	$sudo apt-get update -qq >&2
+	$sudo apt-get install -y -qq --no-install-recommends prometheus >&2
+fi
 # Object-store servers for internal/objtest. Each is installed once into a
 # folder named after its pin under .cache/objstore/ and linked into $dir, so
 # changing a pin installs the new version without rebuilding etcd.

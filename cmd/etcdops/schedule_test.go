@@ -108,7 +108,7 @@ func TestScheduleSIGTERMAbortsUpload(t *testing.T) {
 		}
 		return nil
 	})
-	if code, body, err := get("/metrics"); err != nil || code != 200 || !strings.Contains(body, `etcdops_schedule_interval_seconds{job="prod"} 3600`) {
+	if code, body, err := get("/metrics"); err != nil || code != 200 || !strings.Contains(body, `etcdops_schedule_interval_seconds{backup_job="prod"} 3600`) {
 		t.Errorf("/metrics: %d %v\n%s", code, err, body)
 	}
 	if code, body, err := get("/healthz"); err != nil || code != 503 || !strings.Contains(body, "job prod: no successful backup") {
