@@ -1,21 +1,22 @@
 package health
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
 )
 
-// WritePrometheus writes the report in Prometheus' text exposition format,
-// for node_exporter's textfile collector. Every metric is a gauge named
+// WritePrometheus writes the report in Prometheus' text exposition format
+// (through prometheus/client_golang, sorted by metric name), for
+// node_exporter's textfile collector. Every metric is a gauge named
 // etcdops_*; README.md lists them. Per-endpoint metrics carry an endpoint
 // label; an endpoint that did not answer has only etcdops_endpoint_up 0 and
 // etcdops_endpoint_healthy 0.
 func WritePrometheus(w io.Writer, r *Report, v Verdict) error {
-	bw := bufio.NewWriter(w)
-	p := &promWriter{w: bw}
+	p := &promWriter{reg: prometheus.NewPedanticRegistry()}
 	s := v.Summary
 
 	p.family("etcdops_health_status", "Verdict of the check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (the exit code).",
@@ -106,10 +107,7 @@ func WritePrometheus(w io.Writer, r *Report, v Verdict) error {
 			p.family("etcdops_backup_age_seconds", "Age of the newest complete snapshot.", sample{labels: labels, value: age.Seconds()})
 		}
 	}
-	if p.err != nil {
-		return fmt.Errorf("write prometheus: %w", p.err)
-	}
-	if err := bw.Flush(); err != nil {
+	if err := p.write(w); err != nil {
 		return fmt.Errorf("write prometheus: %w", err)
 	}
 	return nil
@@ -132,38 +130,58 @@ type sample struct {
 	value  float64
 }
 
+// promWriter collects gauges into a registry of prometheus/client_golang,
+// which writes them in the exposition format.
 type promWriter struct {
-	w   *bufio.Writer
+	reg *prometheus.Registry
 	err error
 }
 
-// family writes a gauge with its help and samples; nothing when it has none.
+// family registers a gauge with its help and samples; nothing when it has
+// none. Every sample of a family has the same label names.
 func (p *promWriter) family(name, help string, samples ...sample) {
 	if len(samples) == 0 || p.err != nil {
 		return
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name)
-	for _, s := range samples {
-		b.WriteString(name)
-		if len(s.labels) > 0 {
-			b.WriteByte('{')
-			for i := 0; i+1 < len(s.labels); i += 2 {
-				if i > 0 {
-					b.WriteByte(',')
-				}
-				fmt.Fprintf(&b, "%s=\"%s\"", s.labels[i], labelEscaper.Replace(s.labels[i+1]))
-			}
-			b.WriteByte('}')
-		}
-		b.WriteByte(' ')
-		b.WriteString(strconv.FormatFloat(s.value, 'f', -1, 64))
-		b.WriteByte('\n')
+	var names []string
+	for i := 0; i+1 < len(samples[0].labels); i += 2 {
+		names = append(names, samples[0].labels[i])
 	}
-	_, p.err = p.w.WriteString(b.String())
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, names)
+	if p.err = p.reg.Register(g); p.err != nil {
+		return
+	}
+	for _, s := range samples {
+		var values []string
+		for i := 1; i < len(s.labels); i += 2 {
+			values = append(values, s.labels[i])
+		}
+		m, err := g.GetMetricWithLabelValues(values...)
+		if err != nil {
+			p.err = err
+			return
+		}
+		m.Set(s.value)
+	}
 }
 
-var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+// write encodes the registered gauges, sorted by name, to w.
+func (p *promWriter) write(w io.Writer) error {
+	if p.err != nil {
+		return p.err
+	}
+	mfs, err := p.reg.Gather()
+	if err != nil {
+		return err
+	}
+	enc := expfmt.NewEncoder(w, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, mf := range mfs {
+		if err := enc.Encode(mf); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 func bool01(b bool) float64 {
 	if b {

@@ -14,7 +14,7 @@ func systemdCommand() *cli.Command {
 	return &cli.Command{
 		Name:        "systemd",
 		Usage:       "write systemd units that run etcdops",
-		Subcommands: []*cli.Command{systemdUnitCommand()},
+		Subcommands: []*cli.Command{systemdUnitCommand(), systemdBackupCommand()},
 	}
 }
 
