@@ -33,11 +33,22 @@ type fixture struct {
 	// beforeStart, when set, runs as the operator is asked to start a
 	// member; returning false leaves the member unstarted.
 	beforeStart func(name string) bool
+	// ca, when set, issues the certificates of mTLS for clients and peers.
+	ca *etcdtest.CA
 }
 
 func newFixture(t *testing.T, n int) *fixture {
-	f := &fixture{t: t, dir: t.TempDir(), started: map[string]*embed.Etcd{}}
-	f.old = etcdtest.StartEmbedded(t, n)
+	return newFixtureTLS(t, n, nil)
+}
+
+// newFixtureTLS is newFixture with client and peer mTLS when ca is set.
+func newFixtureTLS(t *testing.T, n int, ca *etcdtest.CA) *fixture {
+	f := &fixture{t: t, dir: t.TempDir(), started: map[string]*embed.Etcd{}, ca: ca}
+	specs := etcdtest.Specs(t, n, t.TempDir())
+	if ca != nil {
+		specs = etcdtest.WithTLS(t, specs, ca)
+	}
+	f.old = etcdtest.StartEmbeddedSpecs(t, specs)
 	t.Cleanup(func() {
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -82,24 +93,39 @@ func (f *fixture) Write(p []byte) (int, error) {
 func (f *fixture) options(add []string, remove ...string) Options {
 	var cluster []string
 	var req Request
+	scheme := "http://"
+	if f.ca != nil {
+		scheme = "https://"
+	}
 	for _, name := range add {
-		u := "http://" + etcdtest.FreeAddr(f.t)
+		u := scheme + etcdtest.FreeAddr(f.t)
 		req.Adds = append(req.Adds, Add{Name: name, PeerURL: u})
 		cluster = append(cluster, name+"="+u)
 	}
 	req.Removes = remove
 	var clients []string
 	for _, name := range add {
-		clients = append(clients, name+"=http://"+etcdtest.FreeAddr(f.t))
+		clients = append(clients, name+"="+scheme+etcdtest.FreeAddr(f.t))
 	}
 	o := Options{
 		Connection: Connection{Client: etcdclient.Config{Endpoints: f.old.Endpoints(), DialTimeout: 2 * time.Second}, Timeout: 5 * time.Second},
 		Request:    req, StateFile: filepath.Join(f.dir, "journal.json"), StepTimeout: 30 * time.Second, MaxLag: 10,
 		Operator: f, Poll: 100 * time.Millisecond,
 	}
+	var tls restore.TLS
+	if f.ca != nil {
+		client := f.ca.Issue(f.t, "client")
+		o.Connection.Client.CACert, o.Connection.Client.Cert, o.Connection.Client.Key = f.ca.CertFile, client.CertFile, client.KeyFile
+		for _, name := range add {
+			f.ca.Issue(f.t, name)
+		}
+		cert, key := filepath.Join(f.ca.Dir, "{name}.pem"), filepath.Join(f.ca.Dir, "{name}-key.pem")
+		tls = restore.TLS{CertFile: cert, KeyFile: key, TrustedCAFile: f.ca.CertFile, ClientCertAuth: true,
+			PeerCertFile: cert, PeerKeyFile: key, PeerTrustedCAFile: f.ca.CertFile, PeerClientCertAuth: true}
+	}
 	if len(add) > 0 {
 		members, err := restore.Members(restore.Config{InitialCluster: strings.Join(cluster, ","), ClientURLs: strings.Join(clients, ","),
-			DataDirTemplate: filepath.Join(f.dir, "{name}.etcd"), ConfigDir: filepath.Join(f.dir, "conf")})
+			DataDirTemplate: filepath.Join(f.dir, "{name}.etcd"), ConfigDir: filepath.Join(f.dir, "conf"), TLS: tls})
 		if err != nil {
 			f.t.Fatal(err)
 		}
@@ -346,5 +372,35 @@ func TestJournalOfAnotherPlanIsRefused(t *testing.T) {
 	var se *StateError
 	if !errors.As(err, &se) || !strings.Contains(err.Error(), "another migration") {
 		t.Fatalf("run: %v, want the journal refused", err)
+	}
+}
+
+// TestMutualTLS replaces a member of a cluster that requires client and
+// peer certificates; the new members' configurations carry theirs.
+func TestMutualTLS(t *testing.T) {
+	f := newFixtureTLS(t, 3, etcdtest.NewCA(t))
+	o := f.options([]string{"A"}, "m0")
+	res, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := o.Connection.Dial(res.Endpoints)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	list, err := conn.MemberList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range fromPB(list.Members) {
+		got = append(got, fmt.Sprintf("%s:%v:%s", m.Name, m.IsLearner, m.ClientURLs[0][:8]))
+	}
+	slices.Sort(got)
+	if want := []string{"A:false:https://", "m1:false:https://", "m2:false:https://"}; !slices.Equal(got, want) {
+		t.Errorf("members %v, want %v", got, want)
 	}
 }
