@@ -121,6 +121,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	for _, a := range o.Request.Adds {
 		r.ours = append(r.ours, a.PeerURL)
 	}
+	r.endpoints = append(slices.Clone(r.endpoints), journalEndpoints(o)...)
 	facts, _, err := Gather(ctx, o.Connection, r.endpoints, r.ours)
 	if err != nil {
 		return nil, err
@@ -176,6 +177,31 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	return &Result{StateFile: r.path, Members: members, Endpoints: voterEndpoints(members), OldDataDirs: r.oldDataDirs()}, nil
+}
+
+// journalEndpoints are the client URLs of the new voters that the journal
+// of this request knows (the state file, or the default ones in the working
+// directory): a rerun after the old members are gone reaches the cluster
+// through the new.
+func journalEndpoints(o Options) []string {
+	files := []string{o.StateFile}
+	if o.StateFile == "" {
+		files, _ = filepath.Glob("migrate-*.json")
+	}
+	var eps []string
+	for _, f := range files {
+		j, err := loadJournal(f)
+		if err != nil || j == nil || !sameRequest(j.Plan.Request, o.Request) {
+			continue
+		}
+		for i, st := range j.Plan.Steps {
+			// Voters only: learners answer no member list.
+			if m := j.newMember(st.Member); st.Action == Promote && i < j.Done && m != nil && !slices.Contains(eps, m.ClientURL) {
+				eps = append(eps, m.ClientURL)
+			}
+		}
+	}
+	return eps
 }
 
 // DefaultStateFile is the journal of a migration of cluster id when

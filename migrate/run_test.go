@@ -404,3 +404,28 @@ func TestMutualTLS(t *testing.T) {
 		t.Errorf("members %v, want %v", got, want)
 	}
 }
+
+// TestResumeAfterOldMembersGone: a run stopped after the last old member was
+// removed resumes through the new members that its journal knows.
+func TestResumeAfterOldMembersGone(t *testing.T) {
+	f := newFixture(t, 1)
+	o := f.options([]string{"A"}, "m0")
+	ctx, cancel := context.WithCancel(context.Background())
+	o.Events = func(ev Event) {
+		if ev.Action == Remove {
+			cancel()
+		}
+	}
+	if _, err := Run(ctx, o); !errors.Is(err, context.Canceled) {
+		t.Fatalf("first run: %v, want it cancelled", err)
+	}
+	f.old.Members[0].Stop()
+	o.Events = nil
+	res, err := Run(context.Background(), o) // --endpoints still names m0 only
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := memberList(t, res.Endpoints), voters("A"); !slices.Equal(got, want) {
+		t.Fatalf("members %v, want %v", got, want)
+	}
+}
