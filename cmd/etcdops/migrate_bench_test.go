@@ -21,6 +21,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"go.uber.org/zap"
+
 	"github.com/etcdops/etcdops/internal/etcdtest"
 )
 
@@ -47,11 +49,11 @@ func BenchmarkMigrate(b *testing.B) {
 		b.Fatal(err)
 	}
 	copyTime := loopbackCopy(b, snap, filepath.Join(work, "copy.db"))
-	b.Logf("snapshot %d MiB; plain copy over loopback %.1fs", st.Size()>>20, copyTime.Seconds())
+	benchSay("snapshot %d MiB; plain copy over loopback %.1fs", st.Size()>>20, copyTime.Seconds())
 	var results []migrateBench
 	for _, method := range []string{"stock etcdctl", "etcdops migrate run"} {
 		r := benchMigration(b, work, snap, method)
-		b.Logf("%s: %.1fs, %d failed writes, %d lost, catch-up %v", method, r.total.Seconds(), r.writes.Failed, r.lost, r.catchUp)
+		benchSay("%s: %.1fs, %d failed writes, %d lost, catch-up %v", method, r.total.Seconds(), r.writes.Failed, r.lost, r.catchUp)
 		results = append(results, r)
 	}
 	fmt.Println(migrateBenchTable(results, st.Size(), copyTime))
@@ -65,6 +67,11 @@ type migrateBench struct {
 	lost    int
 	catchUp []time.Duration // per new member: added as learner → promoted
 	names   []string
+}
+
+// benchSay prints progress at once (a benchmark's log shows only at its end).
+func benchSay(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
 }
 
 func benchMigration(b *testing.B, work, snap, method string) migrateBench {
@@ -82,6 +89,7 @@ func benchMigration(b *testing.B, work, snap, method string) migrateBench {
 		}
 	}
 	m := &migration{t: b, dir: dir, specs: map[string]etcdtest.MemberSpec{}}
+	benchSay("%s: restored 3 members from the snapshot", method)
 	m.startOld(specs, etcdtest.Tool(b, "etcd"))
 	order := []string{"a", "b", "c"}
 	leader := m.leader(order...)
@@ -109,7 +117,7 @@ func benchMigration(b *testing.B, work, snap, method string) migrateBench {
 	res.catchUp = tl.stop()
 	res.writes = w.Stop()
 	qs := q.Stop()
-	b.Logf("%s: writer %v; quorum %v", method, res.writes, qs)
+	benchSay("%s: writer %v; quorum %v", method, res.writes, qs)
 	cli := etcdtest.NewClient(b, m.endpoints(newNames...)...)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -222,7 +230,8 @@ type promotions struct {
 }
 
 func watchPromotions(b *testing.B, m *migration, names []string) *promotions {
-	cli, err := clientv3.New(clientv3.Config{Endpoints: m.old.Endpoints(), AutoSyncInterval: 500 * time.Millisecond, DialTimeout: 5 * time.Second})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: m.old.Endpoints(), AutoSyncInterval: 500 * time.Millisecond,
+		DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		b.Fatal(err)
 	}
