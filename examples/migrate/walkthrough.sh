@@ -77,13 +77,13 @@ for i in 3 4 5; do
 	client_urls+=("$n=$(url $((2 * i)))")
 	new_clients+=("$(url $((2 * i)))")
 done
-migrate=(--endpoints="$endpoints" "${adds[@]}" --remove infra1 --remove infra2 --remove infra3
+migrate=("${adds[@]}" --remove infra1 --remove infra2 --remove infra3
 	--client-urls "$(join "${client_urls[@]}")"
 	--data-dir-template "$work/new/{name}.etcd" --config-dir "$work/new"
 	--state-file "$work/migrate.json")
 
 step "The plan: one member at a time, never below quorum"
-run "$etcdops" migrate plan "${migrate[@]}"
+run "$etcdops" migrate plan --endpoints="$endpoints" "${migrate[@]}"
 
 step "The migration: each new member is added as a learner, started, caught up and promoted, then an old one goes"
 # --start-cmd must return: it starts the member in the background (on real
@@ -91,7 +91,7 @@ step "The migration: each new member is added as a learner, started, caught up a
 # once it is out of the cluster.
 start_cmd="$etcdops serve --config-file {config} >$work/{name}.log 2>&1 & echo \$! >$work/{name}.pid"
 stop_cmd="kill \$(cat $work/{name}.pid)"
-run "$etcdops" migrate run "${migrate[@]}" --start-cmd "$start_cmd" --stop-cmd "$stop_cmd"
+run "$etcdops" migrate run --endpoints="$endpoints" "${migrate[@]}" --start-cmd "$start_cmd" --stop-cmd "$stop_cmd"
 
 step "The new cluster"
 endpoints=$(join "${new_clients[@]}")
@@ -106,7 +106,7 @@ for k in test1 test2 test3; do
 done
 run "$etcdctl" --endpoints="$endpoints" put after-migration ok
 
-step "A rerun has nothing to do"
-run "$etcdops" migrate run "${migrate[@]}" --start-cmd "$start_cmd" --stop-cmd "$stop_cmd"
+step "A rerun (against the new members) has nothing to do"
+run "$etcdops" migrate run --endpoints="$endpoints" "${migrate[@]}" --start-cmd "$start_cmd" --stop-cmd "$stop_cmd"
 echo
 echo "migrated cluster serves every key and takes writes"
