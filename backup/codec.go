@@ -31,8 +31,12 @@ func ParseRecipients(keys []string) ([]age.Recipient, []string, error) {
 			continue
 		}
 		r, err := age.ParseX25519Recipient(k)
+		// age's error repeats the whole input, which may be a private key.
+		if err != nil && strings.HasPrefix(strings.ToUpper(k), "AGE-SECRET-KEY-") {
+			return nil, nil, inputErr(FieldRecipient, abbreviate(k), "expected an age1… public key, not a private key (identity)")
+		}
 		if err != nil {
-			return nil, nil, inputErr(FieldRecipient, abbreviate(k), "expected an age1… public key: %w", err)
+			return nil, nil, inputErr(FieldRecipient, abbreviate(k), "expected an age1… public key")
 		}
 		rs = append(rs, r)
 		fps = append(fps, r.String())
