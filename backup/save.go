@@ -159,9 +159,8 @@ func stream(ctx context.Context, store *Store, cli *clientv3.Client, name Name, 
 		// Parts in flight bound the memory of multipart uploads.
 		BufferSize: uploadPartSize, MaxConcurrency: uploadConcurrency,
 		BeforeWrite: func(as func(any) bool) error {
-			as(&file)
 			store.tuneS3Upload(as)
-			return nil
+			return privateFile(as, &file)
 		},
 	})
 	if err != nil {
@@ -301,7 +300,7 @@ func writeManifest(ctx context.Context, store *Store, name Name, m *Manifest) er
 	defer cancel()
 	var file *os.File
 	opts := &blob.WriterOptions{ContentType: "application/json", ContentMD5: sum[:], IfNotExist: true,
-		BeforeWrite: func(as func(any) bool) error { as(&file); return nil }}
+		BeforeWrite: func(as func(any) bool) error { return privateFile(as, &file) }}
 	w, err := store.bucket.NewWriter(wctx, name.Manifest(), opts)
 	if err != nil {
 		return fmt.Errorf("write manifest %s: %w", name.Manifest(), cleanErr(err))
@@ -368,4 +367,14 @@ func (d *digest) sha256Hex() string {
 		return d.hexSum
 	}
 	return hex.EncodeToString(d.sha.Sum(nil))
+}
+
+// privateFile sets *file to fileblob's temporary file, if the bucket is
+// file://, and makes it 0600 before a byte is written: fileblob creates it
+// 0666 less the umask, and snapshots and manifests hold etcd's data.
+func privateFile(as func(any) bool, file **os.File) error {
+	if !as(file) || *file == nil {
+		return nil
+	}
+	return (*file).Chmod(0o600)
 }
