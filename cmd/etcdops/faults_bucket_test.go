@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -167,13 +168,18 @@ func minioTarget(t *testing.T, bucketURL string) string {
 // failsWithin runs etcdops and checks that it exits 1 within limit.
 func failsWithin(t *testing.T, limit time.Duration, env []string, args ...string) string {
 	t.Helper()
-	cmd := startEtcdops(t, env, args...)
+	return waitFails(t, startEtcdops(t, env, args...), limit)
+}
+
+// waitFails checks that cmd, from startEtcdops, exits 1 within limit.
+func waitFails(t *testing.T, cmd *exec.Cmd, limit time.Duration) string {
+	t.Helper()
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(limit):
-		cmd.Process.Kill()
+		cmd.Process.Signal(syscall.SIGQUIT) // Go prints every goroutine's stack
 		<-done
 		t.Fatalf("still running after %v; stderr:\n%s", limit, cmd.Stderr)
 	}

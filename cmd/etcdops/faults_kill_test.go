@@ -104,3 +104,57 @@ func leaderIndex(t *testing.T, endpoints []string) int {
 	t.Fatalf("no leader among %v", endpoints)
 	return -1
 }
+
+// memberKilledMidStream kills the member that `backup save` streams from
+// (an `etcdops serve` process) once 3 MiB went through a proxy.
+func memberKilledMidStream(backendName string) func(t *testing.T, _ *faultFixture) {
+	return func(t *testing.T, _ *faultFixture) {
+		c := etcdtest.StartServeCluster(t, 1, "--unsafe-no-fsync") // not a durability test
+		fillMiB(t, c.Endpoints(), 10)
+		be := backend(t, backendName)
+		bucket := be.NewBucket(t)
+		p := startProxy(t, etcdtest.HostPort(t, c.Endpoints()[0]), pause, false, 3<<20)
+		cmd := startEtcdops(t, be.Env, "backup", "save", "--endpoints", "http://"+p.Addr, "--to", bucket)
+		p.WaitFired(t, time.Minute)
+		c.Procs[0].Kill(t)
+		p.Release()
+		waitFails(t, cmd, time.Minute)
+		assertNoSnapshots(t, be.Env, bucket)
+		if keys := bucketKeys(t, bucket); be.Name != "file" && len(keys) > 0 {
+			t.Errorf("the failed save left %v in the bucket", keys)
+		}
+	}
+}
+
+// leaderChangeMidStream moves the leadership to the follower that `backup
+// save` streams from once 3 MiB went through a proxy; the save completes.
+func leaderChangeMidStream(backendName string) func(t *testing.T, _ *faultFixture) {
+	return func(t *testing.T, _ *faultFixture) {
+		c := etcdtest.StartEmbedded(t, 3)
+		eps := c.Endpoints()
+		fillMiB(t, eps, 10)
+		leader := leaderIndex(t, eps)
+		source := (leader + 1) % len(eps)
+		be := backend(t, backendName)
+		bucket := be.NewBucket(t)
+		p := startProxy(t, etcdtest.HostPort(t, eps[source]), pause, false, 3<<20)
+		cmd := startEtcdops(t, be.Env, "backup", "save", "--endpoints", "http://"+p.Addr, "--to", bucket)
+		p.WaitFired(t, time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		target := c.Members[source].Etcd.Server.MemberID()
+		if _, err := etcdtest.NewClient(t, eps[leader]).MoveLeader(ctx, uint64(target)); err != nil {
+			t.Fatalf("move leader: %v", err)
+		}
+		if got := leaderIndex(t, eps); got != source {
+			t.Fatalf("leader is member %d after the move, want %d", got, source)
+		}
+		p.Release()
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("save across a leader change: %v\n%s", err, cmd.Stderr)
+		}
+		if _, stderr, code := runEtcdops(t, be.Env, "backup", "verify", "--from", bucket, "latest"); code != 0 {
+			t.Errorf("verify: exit %d: %s", code, stderr)
+		}
+	}
+}

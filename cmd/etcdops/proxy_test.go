@@ -129,6 +129,9 @@ func (p *faultProxy) pipe(dst, src *net.TCPConn, counted bool) {
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				dst.CloseWrite()
+			} else { // pass a reset on
+				src.Close()
+				dst.Close()
 			}
 			return
 		}
