@@ -117,47 +117,22 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Poll <= 0 {
 		o.Poll = 500 * time.Millisecond
 	}
-	r := &runner{o: o, lg: o.Connection.logger(), endpoints: o.Connection.Client.Endpoints}
-	for _, a := range o.Request.Adds {
-		r.ours = append(r.ours, a.PeerURL)
-	}
-	r.endpoints = append(slices.Clone(r.endpoints), journalEndpoints(o)...)
-	facts, _, err := Gather(ctx, o.Connection, r.endpoints, r.ours)
+	r, facts, err := open(ctx, o)
 	if err != nil {
 		return nil, err
 	}
-	r.useMembers(facts.Members)
-	clusterID := fmt.Sprintf("%x", facts.ClusterID)
-	r.path = o.StateFile
-	if r.path == "" {
-		r.path = DefaultStateFile(facts.ClusterID)
-	}
-	if r.j, err = loadJournal(r.path); err != nil {
-		return nil, err
+	if r.j != nil && r.j.State == StateDone {
+		return &Result{StateFile: r.path, NothingToDo: true, Members: facts.Members, Endpoints: voterEndpoints(facts.Members),
+			OldDataDirs: r.oldDataDirs()}, nil
 	}
 	if r.j != nil {
-		if err := r.j.matches(r.path, clusterID, o.Request); err != nil {
-			return nil, err
-		}
-		switch r.j.State {
-		case StateDone:
-			return &Result{StateFile: r.path, NothingToDo: true, Members: facts.Members, Endpoints: voterEndpoints(facts.Members),
-				OldDataDirs: r.oldDataDirs()}, nil
-		case StateAborted:
-			return nil, &StateError{Path: r.path, Reason: "records an aborted migration; remove the file to plan it again"}
-		}
-		for _, m := range facts.Members {
-			if m.IsLearner && !slices.ContainsFunc(m.PeerURLs, func(u string) bool { return slices.Contains(r.ours, u) }) {
-				return nil, inputErr("cluster", "", "member %s is a learner that this migration did not add: promote or remove it first", display(m))
-			}
-		}
 		r.lg.Info("resuming migration", zap.String("state-file", r.path), zap.Int("done", r.j.Done), zap.Int("steps", len(r.j.Plan.Steps)))
 	} else {
 		p, err := NewPlan(facts, o.Request)
 		if err != nil {
 			return nil, err
 		}
-		r.j = newJournal(clusterID, p, facts, o)
+		r.j = newJournal(fmt.Sprintf("%x", facts.ClusterID), p, facts, o)
 	}
 	r.j.State, r.j.Failure = StateRunning, ""
 	if err := r.j.save(r.path); err != nil {
@@ -202,6 +177,55 @@ func journalEndpoints(o Options) []string {
 		}
 	}
 	return eps
+}
+
+// open reads the cluster and the journal of o.Request, if there is one;
+// a journal of another migration, or an aborted one, is refused.
+func open(ctx context.Context, o Options) (*runner, Facts, error) {
+	r := &runner{o: o, lg: o.Connection.logger(), endpoints: o.Connection.Client.Endpoints}
+	for _, a := range o.Request.Adds {
+		r.ours = append(r.ours, a.PeerURL)
+	}
+	r.endpoints = append(slices.Clone(r.endpoints), journalEndpoints(o)...)
+	facts, _, err := Gather(ctx, o.Connection, r.endpoints, r.ours)
+	if err != nil {
+		return nil, facts, err
+	}
+	r.useMembers(facts.Members)
+	r.path = o.StateFile
+	if r.path == "" {
+		r.path = DefaultStateFile(facts.ClusterID)
+	}
+	if r.j, err = loadJournal(r.path); err != nil || r.j == nil {
+		return r, facts, err
+	}
+	if err := r.j.matches(r.path, fmt.Sprintf("%x", facts.ClusterID), o.Request); err != nil {
+		return nil, facts, err
+	}
+	if r.j.State == StateAborted {
+		return nil, facts, &StateError{Path: r.path, Reason: "records an aborted migration; remove the file to plan it again"}
+	}
+	for _, m := range facts.Members {
+		if m.IsLearner && !slices.ContainsFunc(m.PeerURLs, func(u string) bool { return slices.Contains(r.ours, u) }) {
+			return nil, facts, inputErr("cluster", "", "member %s is a learner that this migration did not add: promote or remove it first", display(m))
+		}
+	}
+	return r, facts, nil
+}
+
+// Preview is the plan of o.Request and how many of its steps are done: the
+// journal's, when there is one, else a new plan of the cluster as it is.
+// It changes nothing.
+func Preview(ctx context.Context, o Options) (p *Plan, done int, stateFile string, err error) {
+	r, facts, err := open(ctx, o)
+	if err != nil {
+		return nil, 0, "", err
+	}
+	if r.j != nil {
+		return r.j.Plan, r.j.Done, r.path, nil
+	}
+	p, err = NewPlan(facts, o.Request)
+	return p, 0, "", err
 }
 
 // DefaultStateFile is the journal of a migration of cluster id when

@@ -246,6 +246,9 @@ func TestResumeAfterInterruption(t *testing.T) {
 	if got := memberList(t, f.old.Endpoints()); !slices.Contains(got, ":learner") { // not started: no name yet
 		t.Fatalf("after the first run: %v, want A an unstarted learner", got)
 	}
+	if p, done, file, err := Preview(context.Background(), o); err != nil || done != 1 || file != o.StateFile || len(p.Steps) != 6 {
+		t.Fatalf("preview: %d of %v steps done in %s, %v; want 1 of 6 from the journal", done, p, file, err)
+	}
 	ctx, cancel = context.WithCancel(context.Background())
 	o.Events = nil
 	f.beforeStart = func(string) bool { cancel(); return false } // interrupted while waiting for the start

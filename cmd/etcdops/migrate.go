@@ -148,13 +148,12 @@ func migratePlan(c *cli.Context) error {
 	}
 	defer lg.Sync()
 	in.conn.Logger = lg
-	facts, _, err := migrate.Gather(c.Context, in.conn, in.conn.Client.Endpoints, nil)
+	plan, done, journal, err := migrate.Preview(c.Context, migrate.Options{Connection: in.conn, Request: in.req, StateFile: c.String("state-file")})
 	if err != nil {
-		return err
+		return migrateRunError(err)
 	}
-	plan, err := migrate.NewPlan(facts, in.req)
-	if err != nil {
-		return migrateInputError(err)
+	if journal != "" && c.String("write-out") != "json" {
+		fmt.Fprintf(c.App.Writer, "journal %s: %d of %d steps done\n", journal, done, len(plan.Steps))
 	}
 	if c.String("write-out") == "json" {
 		return migrate.WriteJSON(c.App.Writer, plan)
