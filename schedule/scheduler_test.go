@@ -333,3 +333,23 @@ func TestScheduledRestoreTest(t *testing.T) {
 		t.Error("no last verify timestamp")
 	}
 }
+
+func TestJitterStopsOnShutdown(t *testing.T) {
+	job := testJob(t, []string{"http://127.0.0.1:1"}, JobConfig{Name: "j", Cron: "@daily", To: "file://" + t.TempDir(), Tag: "j", Jitter: "1h"})
+	r := start(t, Config{Jobs: []Job{job}})
+	etcdtest.Eventually(t, 10*time.Second, func() error {
+		if r.logs.FilterMessage("waiting before the run (jitter)").Len() == 0 {
+			return fmt.Errorf("the catch-up run is not waiting yet")
+		}
+		return nil
+	})
+	stopped := time.Now()
+	r.stop(t)
+	if took := time.Since(stopped); took > 5*time.Second {
+		t.Errorf("stopping during the jitter took %v", took)
+	}
+	if r.skips("j", reasonShutdown) != 1 || r.runs("j", resultFailure)+r.runs("j", resultSuccess) != 0 {
+		t.Errorf("skips{shutdown} %v, runs %v+%v; want the waiting run skipped, none run", r.skips("j", reasonShutdown),
+			r.runs("j", resultSuccess), r.runs("j", resultFailure))
+	}
+}

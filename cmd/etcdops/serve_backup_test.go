@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"syscall"
@@ -210,6 +213,19 @@ func TestServeBackupKeysInConfigFile(t *testing.T) {
 				}
 			}
 			return fmt.Errorf("no compressed snapshot of the cluster tag yet: %v", entries)
+		})
+		// The schedule's metrics are on the member's own /metrics.
+		etcdtest.Eventually(t, 10*time.Second, func() error {
+			resp, err := http.Get(spec.ClientURL + "/metrics")
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			if !regexp.MustCompile(`(?m)^etcdops_schedule_runs_total\{backup_job="backup",result="success"\} [1-9]`).Match(b) {
+				return fmt.Errorf("no successful run counted on the member's /metrics")
+			}
+			return nil
 		})
 		p.Signal(t, syscall.SIGTERM)
 		if code := p.Wait(t, 30*time.Second); code != 0 {
