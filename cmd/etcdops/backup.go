@@ -33,8 +33,9 @@ func backupCommand() *cli.Command {
 }
 
 var (
-	flagFrom     = &cli.StringFlag{Name: "from", Required: true, Usage: "bucket `URL` holding the snapshots"}
-	flagTag      = &cli.StringFlag{Name: "tag", Usage: "only snapshots of `TAG` (usually a member name)"}
+	flagFrom = &cli.StringFlag{Name: "from", Required: true, Usage: "bucket `URL` holding the snapshots"}
+	flagTag  = &cli.StringFlag{Name: "tag", Usage: "only snapshots of `TAG` (usually a member name)",
+		Action: func(_ *cli.Context, tag string) error { return backupFlagError(backup.ValidateTag(tag), backupFlags) }}
 	flagOutput   = &cli.StringFlag{Name: "write-out", Aliases: []string{"w"}, Value: "table", Usage: "output `FORMAT`: table or json"}
 	flagIdentity = &cli.StringFlag{Name: "identity", Usage: "age identity `FILE` to decrypt encrypted snapshots"}
 	flagSpool    = &cli.StringFlag{Name: "spool-dir", Usage: "`DIR` for private temporary files (default: the system's temp dir)"}
