@@ -5,6 +5,9 @@ import (
 	"time"
 )
 
+// RevisionUnknown is a manifest's Revision when the save could not read it.
+const RevisionUnknown = -1
+
 // ManifestVersion is the version of the manifest format written now.
 const ManifestVersion = 1
 
@@ -18,10 +21,12 @@ type Manifest struct {
 	// Time is the UTC time in the name: when the snapshot was taken.
 	Time time.Time `json:"time"`
 	// Revision is the snapshot's own revision: the newest revision in its
-	// key space, which `etcdutl snapshot status` reports for the file.
+	// key space, which `etcdutl snapshot status` reports for the file;
+	// RevisionUnknown when the stream reader could not read it (see Save).
 	Revision int64 `json:"revision"`
 	// TotalKeys is how many keys the snapshot holds at Revision; -1 when
-	// unknown (the revision was compacted before they could be counted).
+	// unknown (the revision was compacted before they could be counted, or
+	// is unknown itself).
 	TotalKeys int64 `json:"total_keys"`
 	// ClusterID, MemberID and MemberName say where it was taken, in etcd's
 	// hexadecimal form.

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"go.etcd.io/etcd/server/v3/storage/mvcc"
 	"go.etcd.io/etcd/server/v3/storage/schema"
@@ -139,7 +140,8 @@ func (s *revisionScanner) readMeta() bool {
 		return false
 	}
 	s.size = int64(hwm) * int64(s.pageSize)
-	s.pages = make([]uint64, hwm)
+	// Grown as pages arrive: a damaged meta page must not size it.
+	s.pages = make([]uint64, 0, min(hwm, 1<<16))
 	if s.off > s.size { // the trailer came in the same write
 		s.win = s.win[:len(s.win)-int(s.off-s.size)]
 		s.off = s.size
@@ -187,6 +189,9 @@ func (s *revisionScanner) summarize(node []byte) {
 	sum, err := nodeSummary(node)
 	if err != nil {
 		return // a stale or accidental node; a live one is missed at the end
+	}
+	if n := int(s.base) + 1; n > len(s.pages) {
+		s.pages = slices.Grow(s.pages, n-len(s.pages))[:n]
 	}
 	s.pages[s.base] = sum
 	if s.base == s.rootRoot {

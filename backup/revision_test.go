@@ -11,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
 
 	"github.com/etcdops/etcdops/internal/etcdtest"
 )
@@ -118,5 +121,50 @@ func TestRevisionScannerRejectsGarbage(t *testing.T) {
 		if _, err := s.Revision(); err == nil {
 			t.Errorf("%s: no error", name)
 		}
+	}
+}
+
+// TestSaveKeepsSnapshotWithUnreadableRevision saves a real database that the stream reader cannot
+// read (the newest revision's leaf holds a value larger than the reader's one-node bound): the
+// snapshot is kept with its revision unknown, and verify reads the revision with etcd's code.
+func TestSaveKeepsSnapshotWithUnreadableRevision(t *testing.T) {
+	c := etcdtest.StartEmbedded(t, 1, func(cfg *embed.Config) { cfg.MaxRequestBytes = maxNode + 8<<20 })
+	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second,
+		MaxCallSendMsgSize: maxNode + 8<<20, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	etcdtest.Put(t, cli, "small", "v")
+	etcdtest.Put(t, cli, "huge", strings.Repeat("h", maxNode+1<<20))
+	store, err := OpenStore(context.Background(), "mem://")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	dial := func(endpoints ...string) (*clientv3.Client, error) {
+		return clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	}
+	m, err := Save(context.Background(), store, SaveConfig{Endpoints: c.Endpoints(), Dial: dial, CommandTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatalf("save: %v", err)
+	}
+	if m.Revision != RevisionUnknown || m.TotalKeys != -1 {
+		t.Errorf("manifest says revision %d, %d keys; want unknown (%d, -1)", m.Revision, m.TotalKeys, RevisionUnknown)
+	}
+	snap, err := store.Find(context.Background(), m.Name, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Verify(context.Background(), store, snap, VerifyConfig{})
+	if err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	resp, err := cli.Get(context.Background(), "small")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Revision != resp.Header.Revision || !strings.Contains(res.Note, "no revision") {
+		t.Errorf("verify found revision %d (note %q), the member is at %d", res.Revision, res.Note, resp.Header.Revision)
 	}
 }

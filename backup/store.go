@@ -98,12 +98,9 @@ func (s *Store) reportsMD5() bool { return s.scheme == "gs" }
 // OpenStore opens the bucket at rawURL (with an optional ?prefix=) and
 // checks that it exists and can be reached.
 func OpenStore(ctx context.Context, rawURL string) (*Store, error) {
-	u, err := url.Parse(rawURL)
-	if err != nil || u.Scheme == "" {
-		return nil, inputErr(FieldBucket, Redact(rawURL), "expected scheme://bucket, with scheme one of %s", strings.Join(Schemes, ", "))
-	}
-	if !slices.Contains(Schemes, u.Scheme) {
-		return nil, inputErr(FieldBucket, Redact(rawURL), "unknown scheme %q, expected one of %s", u.Scheme, strings.Join(Schemes, ", "))
+	u, err := ParseBucketURL(rawURL)
+	if err != nil {
+		return nil, err
 	}
 	b, err := blob.OpenBucket(ctx, withDefaults(u).String())
 	if errors.Is(err, fs.ErrNotExist) {
@@ -126,6 +123,19 @@ func OpenStore(ctx context.Context, rawURL string) (*Store, error) {
 		return nil, inputErr(FieldBucket, s.URL, "no such bucket")
 	}
 	return s, nil
+}
+
+// ParseBucketURL checks that rawURL names a bucket of one of the Schemes; its
+// errors are *InputError.
+func ParseBucketURL(rawURL string) (*url.URL, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Scheme == "" {
+		return nil, inputErr(FieldBucket, Redact(rawURL), "expected scheme://bucket, with scheme one of %s", strings.Join(Schemes, ", "))
+	}
+	if !slices.Contains(Schemes, u.Scheme) {
+		return nil, inputErr(FieldBucket, Redact(rawURL), "unknown scheme %q, expected one of %s", u.Scheme, strings.Join(Schemes, ", "))
+	}
+	return u, nil
 }
 
 // withDefaults adds etcdops' defaults to a bucket URL. For file:// they are

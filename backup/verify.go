@@ -80,7 +80,9 @@ func Verify(ctx context.Context, store *Store, snap Snapshot, cfg VerifyConfig) 
 		return nil, fmt.Errorf("verify %s: %w", snap.Key(), err)
 	}
 	res.Revision, res.Keys = st.Revision, int64(st.TotalKey)
-	if st.Revision != m.Revision || m.TotalKeys >= 0 && int64(st.TotalKey) != m.TotalKeys {
+	if m.Revision == RevisionUnknown {
+		res.Note = fmt.Sprintf("the manifest has no revision (the save could not read it): the database's is %d", st.Revision)
+	} else if st.Revision != m.Revision || m.TotalKeys >= 0 && int64(st.TotalKey) != m.TotalKeys {
 		return nil, fmt.Errorf("verify %s: database has revision %d and %d keys, manifest says %d and %d",
 			snap.Key(), st.Revision, st.TotalKey, m.Revision, m.TotalKeys)
 	}

@@ -186,7 +186,7 @@ func (s *Snapshot) Inspect() error {
 	}
 	s.Facts, s.done = s.facts, true
 	if m := s.Manifest; m != nil && !slices.Contains(s.Checks, checkManifest) {
-		if s.Revision != m.Revision || s.Keys != m.TotalKeys {
+		if m.Revision != backup.RevisionUnknown && s.Revision != m.Revision || m.TotalKeys >= 0 && s.Keys != m.TotalKeys {
 			return fmt.Errorf("snapshot %s: database has revision %d and %d keys, manifest says %d and %d",
 				s.Source, s.Revision, s.Keys, m.Revision, m.TotalKeys)
 		}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: installs what they need (scripts/tools.sh, cached in
-# .cache/), builds etcdops, then `go vet` and `go test`. Extra arguments go
-# to `go test` (e.g. scripts/test.sh -run TestServe ./server/).
+# .cache/), builds etcdops, then `go vet` and `go test`, and, for the whole
+# suite, every fuzz target for FUZZTIME (5s) each (scripts/fuzz.sh). Extra
+# arguments go to `go test` (e.g. scripts/test.sh -run TestServe ./server/).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -12,5 +13,8 @@ go build -o .cache/bin/etcdops ./cmd/etcdops
 ETCDOPS_BIN=$root/.cache/bin/etcdops
 export ETCDOPS_BIN
 go vet ./...
-if [ $# -eq 0 ]; then set -- ./...; fi
-go test -count=1 -timeout 20m "$@"
+if [ $# -gt 0 ]; then
+	exec go test -count=1 -timeout 20m "$@"
+fi
+go test -count=1 -timeout 20m ./...
+scripts/fuzz.sh "${FUZZTIME:-5s}"

@@ -64,6 +64,9 @@ func backupListCommand() *cli.Command {
 				rev, keys, state := "-", "-", "incomplete"
 				if m := s.Manifest; m != nil {
 					rev, keys, state = fmt.Sprint(m.Revision), fmt.Sprint(m.TotalKeys), "verified at save"
+					if m.Revision == backup.RevisionUnknown {
+						rev, keys = "unknown", "unknown"
+					}
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Key(), s.Name.Tag, s.Name.Time.Format(time.DateTime),
 					rev, keys, humanize.IBytes(uint64(s.Size)), state)
