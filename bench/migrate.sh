@@ -60,7 +60,11 @@ if [ -z "${ETCDOPS_BIN:-}" ]; then
 fi
 export ETCDOPS_BIN BENCH_DB_MB=$size_mib BENCH_DIR=$dir
 say "$command_line: $(nproc) cores, $(df -PT "$dir" | awk 'NR==2 {print $2}') at $dir"
-go test -count=1 -timeout 90m -run '^$' -bench '^BenchmarkMigrate$' -benchtime 1x ./cmd/etcdops/ |
-	grep -v -e '^goos:' -e '^goarch:' -e '^pkg:' -e '^cpu:' -e '^BenchmarkMigrate' -e '^PASS' -e '^ok'
+# A compiled test binary, run in the package dir, streams its progress.
+test_bin=$(mktemp "$dir/migrate-bench.XXXXXX")
+trap 'rm -f "$test_bin"' EXIT
+go test -c -o "$test_bin" ./cmd/etcdops/
+(cd cmd/etcdops && "$test_bin" -test.count=1 -test.timeout=90m -test.run='^$' -test.bench='^BenchmarkMigrate$' -test.benchtime=1x) |
+	grep -v -e '^goos:' -e '^goarch:' -e '^pkg:' -e '^cpu:' -e '^BenchmarkMigrate' -e '^PASS'
 echo
 echo "command: $command_line ($(date -u +%Y-%m-%d))"
