@@ -19,6 +19,7 @@ import (
 	"github.com/etcdops/etcdops/backup"
 	"github.com/etcdops/etcdops/internal/etcdclient"
 	"github.com/etcdops/etcdops/internal/etcdtest"
+	"github.com/etcdops/etcdops/restore"
 )
 
 func dialer(t *testing.T) backup.Dialer {
@@ -121,7 +122,7 @@ func TestSaveFetchRestoreWithStockTools(t *testing.T) {
 		t.Errorf("fetch over an existing file: %v, want ErrExists", err)
 	}
 
-	res, err := backup.Verify(context.Background(), store, snap, backup.VerifyConfig{RestoreTest: true})
+	res, err := backup.Verify(context.Background(), store, snap, backup.VerifyConfig{RestoreTest: restore.Trial})
 	if err != nil {
 		t.Fatal(err)
 	}

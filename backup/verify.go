@@ -18,9 +18,10 @@ type VerifyConfig struct {
 	// Identities decrypt encrypted snapshots; without them only the stored
 	// bytes of an encrypted snapshot are checked.
 	Identities []age.Identity
-	// RestoreTest restores the snapshot into a temporary member and checks
-	// its revision and key count against the manifest.
-	RestoreTest bool
+	// RestoreTest, when set, restores the checked plain snapshot file at
+	// path into a temporary member and checks what it serves against m
+	// (restore.Trial, which lives in restore: restore imports backup).
+	RestoreTest func(ctx context.Context, path string, m *Manifest, lg *zap.Logger) error
 	SpoolDir    string
 	Progress    Progress
 	Logger      *zap.Logger
@@ -87,8 +88,8 @@ func Verify(ctx context.Context, store *Store, snap Snapshot, cfg VerifyConfig) 
 			snap.Key(), st.Revision, st.TotalKey, m.Revision, m.TotalKeys)
 	}
 	res.Contents = true
-	if cfg.RestoreTest {
-		if err := restoreTest(ctx, path, dir, m, cfg.Logger); err != nil {
+	if cfg.RestoreTest != nil {
+		if err := cfg.RestoreTest(ctx, path, m, cfg.Logger); err != nil {
 			return nil, fmt.Errorf("verify %s: restore test: %w", snap.Key(), err)
 		}
 		res.Restored = true

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/etcdops/etcdops/backup"
+	"github.com/etcdops/etcdops/restore"
 )
 
 // heartbeatTimeout bounds one heartbeat request.
@@ -152,7 +153,7 @@ func (s *Scheduler) runVerify(ctx context.Context, st *jobState) {
 		return
 	}
 	vcfg := s.cfg.Verify
-	vcfg.RestoreTest, vcfg.Logger, vcfg.Progress = true, st.lg, nil
+	vcfg.RestoreTest, vcfg.Logger, vcfg.Progress = restore.Trial, st.lg, nil
 	res, err := backup.Verify(ctx, st.store, snap, vcfg)
 	if err != nil {
 		st.lg.Error("restore test failed", zap.String("name", snap.Key()), zap.Error(err))

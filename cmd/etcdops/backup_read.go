@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/etcdops/etcdops/backup"
+	"github.com/etcdops/etcdops/restore"
 )
 
 // openFrom opens the bucket of --from.
@@ -122,8 +123,12 @@ func backupVerifyCommand() *cli.Command {
 				return err
 			}
 			defer store.Close()
-			res, err := backup.Verify(c.Context, store, snap, backup.VerifyConfig{Identities: ids, RestoreTest: c.Bool("restore-test"),
-				SpoolDir: c.String("spool-dir"), Progress: newProgress(c.Bool("quiet")), Logger: lg})
+			vcfg := backup.VerifyConfig{Identities: ids,
+				SpoolDir: c.String("spool-dir"), Progress: newProgress(c.Bool("quiet")), Logger: lg}
+			if c.Bool("restore-test") {
+				vcfg.RestoreTest = restore.Trial
+			}
+			res, err := backup.Verify(c.Context, store, snap, vcfg)
 			if err != nil {
 				return err
 			}
