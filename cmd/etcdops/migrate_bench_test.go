@@ -175,6 +175,9 @@ func stockMigration(b *testing.B, m *migration, order, newNames []string) {
 		m.appendPid(name, p.Pid())
 		current = append(current, name)
 		retry(b, func() error {
+			if !p.Running() {
+				return etcdtest.Stop(fmt.Errorf("new member %s exited:\n%s", name, p.Output()))
+			}
 			_, err := etcdtest.RunEtcdctl(b, m.endpoints(current...), "member", "promote", strconv.FormatUint(added.Member.ID, 16))
 			return err
 		})
