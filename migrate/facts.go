@@ -60,7 +60,9 @@ func (e *UnreachableError) Error() string { return "cluster unreachable: " + e.R
 // member (through the member list of the given endpoints) and the
 // linearizable member list. ours are the peer URLs of members this
 // migration added: they may be learners, and may not have started.
-func Gather(ctx context.Context, c Connection, endpoints []string, ours []string) (Facts, *health.Report, error) {
+// stopped are the peer URLs of voters this migration stopped to drain them
+// before their removal: they may be down.
+func Gather(ctx context.Context, c Connection, endpoints []string, ours []string, stopped ...string) (Facts, *health.Report, error) {
 	var f Facts
 	hc := c.Client
 	hc.Endpoints = endpoints
@@ -93,7 +95,7 @@ func Gather(ctx context.Context, c Connection, endpoints []string, ours []string
 	if err != nil {
 		return f, r, fmt.Errorf("member list: %w", err)
 	}
-	f = Facts{ClusterID: list.Header.ClusterId, Leader: v.Summary.Leader, Unhealthy: unhealthy(r, v, ours)}
+	f = Facts{ClusterID: list.Header.ClusterId, Leader: v.Summary.Leader, Unhealthy: unhealthy(r, v, ours, stopped)}
 	versions := map[uint64]string{}
 	for _, e := range r.Endpoints {
 		if e.Reachable {
@@ -110,16 +112,18 @@ func Gather(ctx context.Context, c Connection, endpoints []string, ours []string
 // unhealthy says why the cluster may not be changed now, or "": every voter
 // must be up, one leader followed by all, no alarm, no critical finding.
 // Learners this migration added may be down or catching up.
-func unhealthy(r *health.Report, v health.Verdict, ours []string) string {
+func unhealthy(r *health.Report, v health.Verdict, ours, stopped []string) string {
 	var why []string
 	for _, reason := range v.Reasons {
 		if reason.Status == health.Critical || reason.Status == health.Unknown {
 			why = append(why, reason.Message)
 		}
 	}
+	in := func(urls []string) func(string) bool { return func(u string) bool { return slices.Contains(urls, u) } }
 	for _, m := range v.Summary.Members {
-		ourLearner := m.IsLearner && slices.ContainsFunc(m.PeerURLs, func(u string) bool { return slices.Contains(ours, u) })
-		if !m.Up && !ourLearner {
+		ourLearner := m.IsLearner && slices.ContainsFunc(m.PeerURLs, in(ours))
+		drained := !m.IsLearner && slices.ContainsFunc(m.PeerURLs, in(stopped))
+		if !m.Up && !ourLearner && !drained {
 			name := m.Name
 			if name == "" {
 				name = fmt.Sprintf("%x", m.ID)

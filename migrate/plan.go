@@ -32,6 +32,11 @@ type Request struct {
 	Adds    []Add    `json:"adds,omitempty"`
 	Removes []string `json:"removes,omitempty"`
 	Order   Order    `json:"order"`
+	// Drain stops each member to be removed before its removal, so that its
+	// clients move to other members first: a write in flight on a member
+	// that is removed while it runs fails ("raft: stopped"), one on a member
+	// stopped gracefully completes. It needs a stop command.
+	Drain bool `json:"drain,omitempty"`
 }
 
 // Member is one entry of the member list, with its etcd version when known.
@@ -85,13 +90,18 @@ type Step struct {
 type After struct {
 	Voters   []string `json:"voters"`
 	Learners []string `json:"learners,omitempty"`
-	// Quorum is how many voters must be up; Tolerates how many may fail.
+	// Stopped are voters stopped to drain them, not yet removed.
+	Stopped []string `json:"stopped,omitempty"`
+	// Quorum is how many voters must be up; Tolerates how many more of
+	// those up may fail.
 	Quorum    int `json:"quorum"`
 	Tolerates int `json:"tolerates"`
 }
 
-func after(voters, learners []string) After {
-	return After{Voters: slices.Clone(voters), Learners: slices.Clone(learners), Quorum: len(voters)/2 + 1, Tolerates: (len(voters) - 1) / 2}
+func after(voters, learners, stopped []string) After {
+	quorum := len(voters)/2 + 1
+	return After{Voters: slices.Clone(voters), Learners: slices.Clone(learners), Stopped: slices.Clone(stopped),
+		Quorum: quorum, Tolerates: len(voters) - len(stopped) - quorum}
 }
 
 // Plan is an ordered list of steps that moves the cluster to the request.
@@ -186,7 +196,7 @@ func NewPlan(f Facts, r Request) (*Plan, error) {
 	if len(removes) == len(voters) && len(r.Adds) == 0 {
 		return nil, inputErr("remove", strings.Join(r.Removes, ","), "removes every member; a cluster needs at least one")
 	}
-	p := &Plan{ClusterID: fmt.Sprintf("%x", f.ClusterID), Request: r, Leader: leader, Before: after(voters, nil)}
+	p := &Plan{ClusterID: fmt.Sprintf("%x", f.ClusterID), Request: r, Leader: leader, Before: after(voters, nil, nil)}
 	b := builder{p: p, voters: voters, leader: leader, hadTolerance: p.Before.Tolerates >= 1}
 	switch r.Order {
 	case OneByOne:
@@ -265,6 +275,7 @@ type builder struct {
 	p            *Plan
 	voters       []string
 	learners     []string
+	stopped      []string // drained voters not yet removed
 	added        []string // new voters so far
 	leader       string
 	hadTolerance bool
@@ -275,12 +286,14 @@ func (b *builder) step(s Step) {
 	if b.err != nil {
 		return
 	}
-	s.After = after(b.voters, b.learners)
+	s.After = after(b.voters, b.learners, b.stopped)
 	if len(b.voters) == 0 {
 		b.err = inputErr("remove", s.Member, "the cluster would have no voting member left")
 		return
 	}
-	if b.hadTolerance && s.Tolerates < 1 {
+	// The membership must keep tolerating a failure where it did; a drained
+	// voter is down only until its removal, the next step (see remove).
+	if b.hadTolerance && (len(b.voters)-1)/2 < 1 {
 		b.err = inputErr("remove", s.Member, "after step %d (%s %s) the cluster would have %d voting members and tolerate no failure; "+
 			"it tolerates %d now: add members first or remove fewer", len(b.p.Steps)+1, s.Action, s.Member, len(b.voters), b.p.Before.Tolerates)
 		return
@@ -307,9 +320,31 @@ func (b *builder) remove(name string) {
 		}
 		b.step(Step{Action: MoveLeader, Member: name, To: slices.Clone(to)})
 	}
+	// Drain first where the others keep quorum without it: stopped
+	// gracefully, the member finishes the writes in flight on it while its
+	// clients move to other members; then it is removed.
+	others := len(b.voters) - 1
+	if b.p.Request.Drain && others >= len(b.voters)/2+1 {
+		b.stopped = append(b.stopped, name)
+		b.step(Step{Action: Stop, Member: name})
+		b.stopped = slices.DeleteFunc(b.stopped, func(n string) bool { return n == name })
+		b.voters = slices.DeleteFunc(b.voters, func(n string) bool { return n == name })
+		b.step(Step{Action: Remove, Member: name})
+		return
+	}
 	b.voters = slices.DeleteFunc(b.voters, func(n string) bool { return n == name })
 	b.step(Step{Action: Remove, Member: name})
 	b.step(Step{Action: Stop, Member: name})
+}
+
+// Drains tells whether the stop of member name comes before its removal.
+func (p *Plan) Drains(name string) bool {
+	for _, s := range p.Steps {
+		if s.Member == name && (s.Action == Stop || s.Action == Remove) {
+			return s.Action == Stop
+		}
+	}
+	return false
 }
 
 // display names a member, or its ID when it never started.

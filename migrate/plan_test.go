@@ -46,6 +46,10 @@ func TestPlanGolden(t *testing.T) {
 		{"replace-add-first", followerLeads, Request{Adds: adds("A", "B", "C"), Removes: []string{"a", "b", "c"}, Order: AddFirst}},
 		{"scale-out", cluster("3.5.35", "a"), Request{Adds: adds("B", "C")}},
 		{"scale-in", cluster("3.6.16", "a", "b", "c", "d", "e"), Request{Removes: []string{"a", "e"}}},
+		{"replace-one-by-one-drain", cluster("3.6.16", "a", "b", "c"), Request{Adds: adds("A", "B", "C"), Removes: []string{"a", "b", "c"}, Drain: true}},
+		{"replace-add-first-drain", followerLeads, Request{Adds: adds("A", "B", "C"), Removes: []string{"a", "b", "c"}, Order: AddFirst, Drain: true}},
+		{"scale-in-drain", cluster("3.6.16", "a", "b", "c", "d", "e"), Request{Removes: []string{"a", "e"}, Drain: true}},
+		{"scale-in-2-to-1-drain", cluster("3.6.16", "a", "b"), Request{Removes: []string{"b"}, Drain: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -80,41 +84,53 @@ func TestPlanRules(t *testing.T) {
 		{"1 to 3", cluster("3.6.16", "a"), Request{Adds: adds("A", "B", "C"), Removes: []string{"a"}}},
 		{"5 to 3", cluster("3.6.16", "a", "b", "c", "d", "e"), Request{Removes: []string{"a", "b"}}},
 	} {
-		t.Run(tt.name, func(t *testing.T) {
-			p, err := NewPlan(tt.facts, tt.req)
-			if err != nil {
-				t.Fatal(err)
+		for _, drain := range []bool{false, true} {
+			tt.req.Drain = drain
+			t.Run(fmt.Sprintf("%s drain=%v", tt.name, drain), func(t *testing.T) { checkPlanRules(t, tt.facts, tt.req) })
+		}
+	}
+}
+
+func checkPlanRules(t *testing.T, facts Facts, req Request) {
+	p, err := NewPlan(facts, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader, leaderGone := p.Leader, false
+	moved := false
+	for i, s := range p.Steps {
+		if len(s.Learners) > 1 {
+			t.Errorf("step %d: %d learners", i+1, len(s.Learners))
+		}
+		up := len(s.Voters) - len(s.Stopped)
+		if s.Quorum != len(s.Voters)/2+1 || s.Tolerates != up-s.Quorum || s.Tolerates < 0 {
+			t.Errorf("step %d: quorum %d tolerates %d with %d voters, %d up", i+1, s.Quorum, s.Tolerates, len(s.Voters), up)
+		}
+		if p.Before.Tolerates >= 1 && (len(s.Voters)-1)/2 < 1 {
+			t.Errorf("step %d: the membership tolerates no failure", i+1)
+		}
+		if len(s.Stopped) > 1 || len(s.Stopped) == 1 && (s.Action != Stop || s.Stopped[0] != s.Member) {
+			t.Errorf("step %d (%s %s): stopped %v; only a drain stop leaves one voter stopped, until the next step", i+1, s.Action, s.Member, s.Stopped)
+		}
+		if s.Action == Remove && req.Drain && up > 1 && (i == 0 || p.Steps[i-1].Action != Stop || p.Steps[i-1].Member != s.Member) {
+			t.Errorf("step %d removes %s without draining it first", i+1, s.Member)
+		}
+		switch {
+		case s.Action == MoveLeader:
+			moved = true
+		case s.Action == Remove && s.Member == leader:
+			if !moved {
+				t.Errorf("step %d removes leader %s before moving leadership", i+1, leader)
 			}
-			leader, leaderGone := p.Leader, false
-			moved := false
-			for i, s := range p.Steps {
-				if len(s.Learners) > 1 {
-					t.Errorf("step %d: %d learners", i+1, len(s.Learners))
-				}
-				if s.Quorum != len(s.Voters)/2+1 || s.Tolerates != (len(s.Voters)-1)/2 {
-					t.Errorf("step %d: quorum %d tolerates %d with %d voters", i+1, s.Quorum, s.Tolerates, len(s.Voters))
-				}
-				if p.Before.Tolerates >= 1 && s.Tolerates < 1 {
-					t.Errorf("step %d: tolerates no failure", i+1)
-				}
-				switch {
-				case s.Action == MoveLeader:
-					moved = true
-				case s.Action == Remove && s.Member == leader:
-					if !moved {
-						t.Errorf("step %d removes leader %s before moving leadership", i+1, leader)
-					}
-					leaderGone = true
-				case s.Action == Remove && leaderGone:
-					t.Errorf("step %d removes %s after the leader", i+1, s.Member)
-				}
-			}
-			final := p.Final()
-			want := len(tt.facts.Members) + len(tt.req.Adds) - len(tt.req.Removes)
-			if len(final.Voters) != want || len(final.Learners) != 0 {
-				t.Errorf("final membership %+v, want %d voters", final, want)
-			}
-		})
+			leaderGone = true
+		case s.Action == Remove && leaderGone:
+			t.Errorf("step %d removes %s after the leader", i+1, s.Member)
+		}
+	}
+	final := p.Final()
+	want := len(facts.Members) + len(req.Adds) - len(req.Removes)
+	if len(final.Voters) != want || len(final.Learners) != 0 || len(final.Stopped) != 0 {
+		t.Errorf("final membership %+v, want %d voters", final, want)
 	}
 }
 

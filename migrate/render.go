@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 )
@@ -18,6 +19,9 @@ func WriteTable(w io.Writer, p *Plan) error {
 		voters := strings.Join(s.Voters, ",")
 		if len(s.Learners) > 0 {
 			voters += " +learner " + strings.Join(s.Learners, ",")
+		}
+		if len(s.Stopped) > 0 {
+			voters += " (" + strings.Join(s.Stopped, ",") + " stopped)"
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%d\n", i+1, s.Action, s.Member, s.detail(), voters, s.Quorum, s.Tolerates)
 	}
@@ -37,6 +41,10 @@ func (s Step) detail() string {
 			return "to " + s.To[0]
 		}
 		return "to the most caught up of " + strings.Join(s.To, ",")
+	case Stop:
+		if slices.Contains(s.Stopped, s.Member) {
+			return "drain: its clients move to other members"
+		}
 	}
 	return "-"
 }

@@ -108,6 +108,9 @@ type runner struct {
 	path      string
 	endpoints []string
 	ours      []string // peer URLs of the new members
+	// stopped are the client URLs of the old member drained for the step
+	// that runs: asked directly, they would only time out.
+	stopped []string
 }
 
 // Run plans the migration of o.Request, or resumes the one its journal
@@ -329,8 +332,15 @@ func (r *runner) do(ctx context.Context, s Step) (already bool, detail string, e
 // leader, no alarm.
 func (r *runner) waitHealthy(ctx context.Context, i int) error {
 	var why string
+	var stopped []string
+	r.stopped = nil
+	if s := r.j.Plan.Steps[i]; (s.Action == Stop || s.Action == Remove) && r.j.Plan.Drains(s.Member) {
+		if old := r.j.oldMember(s.Member); old != nil {
+			stopped, r.stopped = old.PeerURLs, old.ClientURLs
+		}
+	}
 	for {
-		f, _, err := Gather(ctx, r.o.Connection, r.endpoints, r.ours)
+		f, _, err := Gather(ctx, r.o.Connection, r.endpoints, r.ours, stopped...)
 		switch {
 		case err == nil && f.Unhealthy == "":
 			r.useMembers(f.Members)

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -422,20 +423,30 @@ func (r *runner) mostCaughtUp(ctx context.Context, members []Member, id uint64, 
 
 // leader is the leader's member ID as a member's status says.
 func (r *runner) leader(ctx context.Context) (uint64, error) {
-	var leader uint64
-	err := r.request(ctx, r.endpoints, func(ctx context.Context, c Conn) error {
-		var last error
-		for _, ep := range r.endpoints {
-			st, err := c.Status(ctx, ep)
-			if err == nil && st.Leader != 0 {
-				leader = st.Leader
-				return nil
-			}
-			last = err
+	var last error
+	for _, ep := range r.endpoints {
+		if slices.Contains(r.stopped, ep) {
+			continue
 		}
-		return fmt.Errorf("no member knows the leader: %v", last)
-	})
-	return leader, err
+		var leader uint64
+		err := r.request(ctx, []string{ep}, func(ctx context.Context, c Conn) error {
+			st, err := c.Status(ctx, ep)
+			if err == nil {
+				leader = st.Leader
+			}
+			return err
+		})
+		if err == nil && leader != 0 {
+			return leader, nil
+		}
+		if last = err; ctx.Err() != nil {
+			break
+		}
+	}
+	if last == nil {
+		return 0, errors.New("no member knows the leader")
+	}
+	return 0, fmt.Errorf("no member knows the leader: %w", last)
 }
 
 func nameOf(members []Member, id uint64) string {
@@ -493,12 +504,35 @@ func (r *runner) addedNames() []string {
 	return out
 }
 
-// stop runs the stop command for a removed member.
+// stop runs the stop command for an old member: after its removal, or,
+// when the plan drains it, before: then it must still be a member, not
+// lead, and stop answering before the step is done.
 func (r *runner) stop(ctx context.Context, name string) (bool, string, error) {
 	if r.o.StopCmd == "" {
 		return false, "no stop command: a removed member stops by itself", nil
 	}
 	old := r.j.oldMember(name)
+	drain := r.j.Plan.Drains(name)
+	if drain {
+		if old == nil {
+			return false, "", fmt.Errorf("member %s is not in the journal", name)
+		}
+		members, err := r.list(ctx)
+		if err != nil {
+			return false, "", err
+		}
+		id := parseID(old.ID)
+		if byID(members, id) == nil {
+			return true, "already removed", nil
+		}
+		if r.down(ctx, old.ClientURLs) {
+			return true, "already stopped", nil
+		}
+		// Leadership may have come back to it since the plan moved it.
+		if _, _, err := r.moveLeaderFrom(ctx, members, id, r.addedNames()); err != nil {
+			return false, "", err
+		}
+	}
 	v := Vars{Name: name}
 	if old != nil && len(old.PeerURLs) > 0 {
 		v.PeerURL = old.PeerURLs[0]
@@ -512,5 +546,31 @@ func (r *runner) stop(ctx context.Context, name string) (bool, string, error) {
 	if err := runShell(ctx, Expand(r.o.StopCmd, v)); err != nil {
 		return false, "", fmt.Errorf("stop command: %w", err)
 	}
-	return false, "stop command ran", nil
+	if !drain {
+		return false, "stop command ran", nil
+	}
+	for !r.down(ctx, old.ClientURLs) {
+		if r.sleep(ctx) != nil {
+			return false, "", fmt.Errorf("member %s still answers on %s %s after the stop command", name, strings.Join(old.ClientURLs, ","), r.o.StepTimeout)
+		}
+	}
+	return false, "stopped, its clients moved to other members", nil
+}
+
+// down tells whether none of a member's client URLs answers a status
+// request within a second (the client waits for a connection to a stopped
+// member until its deadline).
+func (r *runner) down(ctx context.Context, clientURLs []string) bool {
+	for _, ep := range clientURLs {
+		err := r.request(ctx, []string{ep}, func(ctx context.Context, c Conn) error {
+			ctx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			_, err := c.Status(ctx, ep)
+			return err
+		})
+		if err == nil || ctx.Err() != nil {
+			return false
+		}
+	}
+	return true
 }

@@ -39,7 +39,9 @@ func migrateFlags() []cli.Flag {
 		&cli.StringFlag{Name: "order", Value: string(migrate.OneByOne), Usage: "`ORDER` of the changes: one-by-one (add one, remove one) or add-first"},
 		&cli.StringFlag{Name: "start-cmd", Usage: "shell `COMMAND` that starts a new member and returns; placeholders " + strings.Join(migrate.Placeholders, " "),
 			DefaultText: "print the start command and wait for the member"},
-		&cli.StringFlag{Name: "stop-cmd", Usage: "shell `COMMAND` run after an old member was removed; same placeholders"},
+		&cli.StringFlag{Name: "stop-cmd", Usage: "shell `COMMAND` that stops an old member gracefully (SIGTERM) and returns; same placeholders. " +
+			"With it each old member is stopped before its removal, so that no write in flight on it fails",
+			DefaultText: "a removed member stops by itself; writes in flight on it fail"},
 		&cli.StringFlag{Name: "state-file", Usage: "journal `FILE` of the migration", DefaultText: "./migrate-<cluster id>.json"},
 		&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "how long each step may take, a new member's start and catch-up included"},
 		&cli.Uint64Flag{Name: "max-lag", Value: 1000, Usage: "a new member has caught up when its applied index is at most `N` entries behind the leader's"},
@@ -85,7 +87,7 @@ func migrateRequest(c *cli.Context) (*migrateInput, error) {
 		return nil, usageError(errors.New("--command-timeout: expected a positive duration: it bounds each request"))
 	}
 	in := &migrateInput{conn: migrate.Connection{Client: *ccfg, Timeout: ccfg.CommandTimeout},
-		req: migrate.Request{Removes: c.StringSlice("remove"), Order: migrate.Order(c.String("order"))}}
+		req: migrate.Request{Removes: c.StringSlice("remove"), Order: migrate.Order(c.String("order")), Drain: c.String("stop-cmd") != ""}}
 	var cluster []string
 	for _, raw := range c.StringSlice("add") {
 		a, err := migrate.ParseAdd(raw)
@@ -170,7 +172,9 @@ func migrateRunCommand() *cli.Command {
 		Description: "For each new member: add it as a learner, write <name>.yml and <name>.env (initial-cluster-state\n" +
 			"existing), run --start-cmd (or print the start command and wait), wait until its applied index is\n" +
 			"within --max-lag of the leader's, promote it. For each old member: move leadership away if it leads,\n" +
-			"remove it through another member, run --stop-cmd. The cluster must be healthy before every step;\n" +
+			"drain it (run --stop-cmd, wait until it no longer answers: its clients move to other members), then\n" +
+			"remove it through another member. Without --stop-cmd it is removed while it runs and stops by itself.\n" +
+			"The cluster must be healthy before every step (a drained member may be down);\n" +
 			"--timeout bounds each. The journal (--state-file) is written before and after every change: rerun\n" +
 			"the same command after a crash or Ctrl-C to resume. A new member that does not start or catch up in\n" +
 			"time is removed again (exit 1).\n\n" + migrateExitCodes,
