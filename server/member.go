@@ -10,7 +10,10 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zapgrpc"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/grpclog"
 
 	"go.etcd.io/etcd/server/v3/embed"
 )
@@ -33,6 +36,12 @@ func Run(ctx context.Context, cfg *Config) error {
 	}
 	ec.SetupGlobalLoggers()
 	lg := ec.GetLogger()
+	if ec.LogLevel != "debug" {
+		// etcd sends grpc's warnings and errors to stderr as plain text; serve
+		// keeps every line of its stderr JSON: through its logger, at warn and
+		// above, as etcd does with grpc's info in debug mode.
+		grpclog.SetLoggerV2(zapgrpc.NewLogger(lg.WithOptions(zap.IncreaseLevel(zapcore.WarnLevel))))
+	}
 	defer lg.Sync()
 	logStart(lg, cfg)
 
