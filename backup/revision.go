@@ -222,7 +222,9 @@ func nodeSummary(node []byte) (uint64, error) {
 		return 0, err
 	}
 	var rev uint64
-	if len(key) >= revBytesLen {
+	// mvcc.BytesToRev panics on a key whose separator is not '_': such a key
+	// is no revision (a damaged page, or another bucket's key).
+	if len(key) >= revBytesLen && key[8] == '_' {
 		rev = uint64(mvcc.BytesToRev(key).Main)
 	}
 	return rev<<2 | kindLeaf, nil
