@@ -23,6 +23,10 @@ type Options struct {
 	// Cluster replaces the endpoints with every member's client URLs from
 	// the member list, as `etcdctl endpoint health --cluster`.
 	Cluster bool
+	// Skip, with Cluster, leaves out the members it returns true for:
+	// they are listed but not checked (members known to be down or not yet
+	// serving, which would only cost Timeout).
+	Skip func(Member) bool
 	// Timeout bounds the check of each endpoint, dial included. Endpoints
 	// are checked at once, so it bounds the whole check (twice it with
 	// Cluster, which reads the member list first).
@@ -61,7 +65,7 @@ func Check(ctx context.Context, o Options) (*Report, error) {
 	r := &Report{Time: now()}
 	endpoints := o.Client.Endpoints
 	if o.Cluster {
-		eps, err := discover(ctx, base, o.Timeout)
+		eps, err := discover(ctx, base, o.Timeout, o.Skip)
 		if err != nil {
 			r.DiscoveryError = err.Error()
 		} else {
@@ -91,9 +95,10 @@ func Check(ctx context.Context, o Options) (*Report, error) {
 	return r, nil
 }
 
-// discover returns the client URLs of every member, read from any endpoint.
-// The read is serializable, so that it works without quorum.
-func discover(ctx context.Context, base clientv3.Config, timeout time.Duration) ([]string, error) {
+// discover returns the client URLs of every member but those skip returns
+// true for, read from any endpoint. The read is serializable, so that it
+// works without quorum.
+func discover(ctx context.Context, base clientv3.Config, timeout time.Duration, skip func(Member) bool) ([]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cfg := base
@@ -111,6 +116,9 @@ func discover(ctx context.Context, base clientv3.Config, timeout time.Duration) 
 	var eps []string
 	seen := map[string]bool{}
 	for _, m := range resp.Members {
+		if skip != nil && skip(Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, IsLearner: m.IsLearner}) {
+			continue
+		}
 		for _, u := range m.ClientURLs {
 			if !seen[u] {
 				seen[u] = true

@@ -48,7 +48,27 @@ func (c Connection) logger() *zap.Logger {
 func (c Connection) Dial(endpoints []string) (Conn, error) {
 	cfg := c.Client
 	cfg.Endpoints = endpoints
-	return etcdclient.New(&cfg, c.logger())
+	cli, err := etcdclient.New(&cfg, c.logger())
+	if err != nil {
+		return nil, err
+	}
+	return &client{Client: cli, own: clientv3.NewMaintenanceFromMaintenanceClient(clientv3.RetryMaintenanceClient(cli, cli.ActiveConnection()), cli)}, nil
+}
+
+// client asks its only endpoint for its status over its own connection:
+// clientv3 dials a new one for each Status call, so that a caller polling a
+// member that does not serve yet would wait for a whole handshake each time
+// instead of for the connection it keeps.
+type client struct {
+	*clientv3.Client
+	own clientv3.Maintenance
+}
+
+func (c *client) Status(ctx context.Context, endpoint string) (*clientv3.StatusResponse, error) {
+	if eps := c.Endpoints(); len(eps) == 1 && eps[0] == endpoint {
+		return c.own.Status(ctx, endpoint)
+	}
+	return c.Client.Status(ctx, endpoint)
 }
 
 // UnreachableError says that no endpoint of the cluster answered.
@@ -66,7 +86,13 @@ func Gather(ctx context.Context, c Connection, endpoints []string, ours []string
 	var f Facts
 	hc := c.Client
 	hc.Endpoints = endpoints
-	r, err := health.Check(ctx, health.Options{Client: hc, Cluster: true, Timeout: c.Timeout})
+	in := func(urls []string) func(string) bool { return func(u string) bool { return slices.Contains(urls, u) } }
+	// Our learners may not serve yet (receiving the database) and drained
+	// members are down: a probe of either would only wait for its timeout.
+	skip := func(m health.Member) bool {
+		return m.IsLearner && slices.ContainsFunc(m.PeerURLs, in(ours)) || !m.IsLearner && slices.ContainsFunc(m.PeerURLs, in(stopped))
+	}
+	r, err := health.Check(ctx, health.Options{Client: hc, Cluster: true, Skip: skip, Timeout: c.Timeout})
 	if err != nil {
 		return f, nil, err
 	}

@@ -44,7 +44,7 @@ type Options struct {
 	Progress io.Writer
 	// Operator receives what the operator must do by hand.
 	Operator io.Writer
-	// Poll is how often waits check again; 0 means 500ms.
+	// Poll is how often waits check again; 0 means 200ms.
 	Poll time.Duration
 	// Dial, when set, replaces Connection.Dial for the changes (tests wrap
 	// it to lose replies).
@@ -118,7 +118,7 @@ type runner struct {
 // *StateError; nothing has changed then.
 func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Poll <= 0 {
-		o.Poll = 500 * time.Millisecond
+		o.Poll = 200 * time.Millisecond
 	}
 	r, facts, err := open(ctx, o)
 	if err != nil {

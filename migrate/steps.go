@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -195,12 +197,20 @@ func (r *runner) start(ctx context.Context, nm *NewMember) (bool, string, error)
 }
 
 // waitCaughtUp waits until the member's applied index, read from the
-// member itself, is within MaxLag of the leader's.
+// member itself, is within MaxLag of the leader's. One connection to the
+// member serves every poll: it comes up as soon as the member serves
+// (after it has received the database), while each poll waits at most
+// about a second for it, to show the progress.
 func (r *runner) waitCaughtUp(ctx context.Context, nm *NewMember) (bool, string, error) {
 	var seen string
 	defer r.progressDone()
+	self, err := r.dial([]string{nm.ClientURL})
+	if err != nil {
+		return false, "", err
+	}
+	defer self.Close()
 	for {
-		mine, leader, err := r.appliedIndexes(ctx, nm.ClientURL)
+		mine, leader, err := r.appliedIndexes(ctx, self, nm.ClientURL)
 		switch {
 		case err == nil && leader <= mine+r.o.MaxLag:
 			return false, fmt.Sprintf("caught up: applied index %d, the leader's %d", mine, leader), nil
@@ -216,23 +226,25 @@ func (r *runner) waitCaughtUp(ctx context.Context, nm *NewMember) (bool, string,
 	}
 }
 
-// appliedIndexes reads the applied index of the member at endpoint and of
-// the leader, each from its own status.
-func (r *runner) appliedIndexes(ctx context.Context, endpoint string) (mine, leader uint64, err error) {
+// appliedIndexes reads the applied index of the member at endpoint through
+// its connection self, and the leader's, each from its own status.
+func (r *runner) appliedIndexes(ctx context.Context, self Conn, endpoint string) (mine, leader uint64, err error) {
 	members, err := r.list(ctx)
 	if err != nil {
 		return 0, 0, err
 	}
-	err = r.request(ctx, r.endpoints, func(ctx context.Context, c Conn) error {
-		st, err := c.Status(ctx, endpoint)
-		if err != nil {
-			return fmt.Errorf("status of %s: %w", endpoint, err)
-		}
-		mine = st.RaftAppliedIndex
-		lm := byID(members, st.Leader)
-		if lm == nil || len(lm.ClientURLs) == 0 {
-			return fmt.Errorf("leader %x unknown", st.Leader)
-		}
+	sctx, cancel := context.WithTimeout(ctx, min(r.o.Connection.Timeout, max(time.Second, r.o.Poll)))
+	st, err := self.Status(sctx, endpoint)
+	cancel()
+	if err != nil {
+		return 0, 0, fmt.Errorf("status of %s: %w", endpoint, err)
+	}
+	mine = st.RaftAppliedIndex
+	lm := byID(members, st.Leader)
+	if lm == nil || len(lm.ClientURLs) == 0 {
+		return 0, 0, fmt.Errorf("leader %x unknown", st.Leader)
+	}
+	err = r.request(ctx, lm.ClientURLs, func(ctx context.Context, c Conn) error {
 		lst, err := c.Status(ctx, lm.ClientURLs[0])
 		if err != nil {
 			return fmt.Errorf("status of leader %s: %w", lm.Name, err)
@@ -557,18 +569,28 @@ func (r *runner) stop(ctx context.Context, name string) (bool, string, error) {
 	return false, "stopped, its clients moved to other members", nil
 }
 
-// down tells whether none of a member's client URLs answers a status
-// request within a second (the client waits for a connection to a stopped
-// member until its deadline).
+// down tells whether none of a member's client URLs accepts a connection
+// within a second: a stopped member has closed its listeners. (A status
+// request would wait for a connection to a stopped member until its
+// deadline.)
 func (r *runner) down(ctx context.Context, clientURLs []string) bool {
-	for _, ep := range clientURLs {
-		err := r.request(ctx, []string{ep}, func(ctx context.Context, c Conn) error {
-			ctx, cancel := context.WithTimeout(ctx, time.Second)
-			defer cancel()
-			_, err := c.Status(ctx, ep)
-			return err
-		})
-		if err == nil || ctx.Err() != nil {
+	var d net.Dialer
+	for _, raw := range clientURLs {
+		network, addr := "tcp", raw
+		if u, err := url.Parse(raw); err == nil && u.Host != "" {
+			addr = u.Host
+			if u.Scheme == "unix" || u.Scheme == "unixs" {
+				network, addr = "unix", u.Host+u.Path
+			}
+		}
+		dctx, cancel := context.WithTimeout(ctx, time.Second)
+		c, err := d.DialContext(dctx, network, addr)
+		cancel()
+		if err == nil {
+			c.Close()
+			return false
+		}
+		if ctx.Err() != nil {
 			return false
 		}
 	}
