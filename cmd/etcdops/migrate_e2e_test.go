@@ -40,6 +40,9 @@ func TestMigrateOntoServeMembers(t *testing.T) {
 			if r.code != 0 {
 				t.Fatalf("migrate run: %v", r)
 			}
+			if strings.Contains(r.stderr, "retrying of unary invoker failed") {
+				t.Errorf("the client's expected retries reached stderr:\n%s", r.stderr)
+			}
 			m.checkLoad(w, q, "A", "B", "C")
 			m.checkMembers("A", "B", "C")
 			m.checkHashKV("A", "B", "C")

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
 
 	"go.etcd.io/etcd/client/pkg/v3/transport"
@@ -114,10 +115,7 @@ func (c *Config) ClientConfig(lg *zap.Logger) (clientv3.Config, error) {
 	cfg := clientv3.Config{
 		Endpoints:   c.Endpoints,
 		DialTimeout: c.DialTimeout,
-		Logger:      lg,
-	}
-	if lg == nil {
-		cfg.Logger = zap.NewNop()
+		Logger:      clientLogger(lg),
 	}
 	if c.usesTLS() {
 		tlsCfg, err := c.tlsConfig()
@@ -134,6 +132,20 @@ func (c *Config) ClientConfig(lg *zap.Logger) (clientv3.Config, error) {
 		cfg.Username, cfg.Password = c.User, c.Password
 	}
 	return cfg, nil
+}
+
+// clientLogger is lg for the client's internals. The client warns of every
+// request it retries ("retrying of unary invoker failed" while etcd refuses
+// a membership change or a member restarts), which the caller expects and
+// handles; those show at debug level only, the client's errors always.
+func clientLogger(lg *zap.Logger) *zap.Logger {
+	switch {
+	case lg == nil:
+		return zap.NewNop()
+	case lg.Core().Enabled(zapcore.DebugLevel):
+		return lg
+	}
+	return lg.WithOptions(zap.IncreaseLevel(zapcore.ErrorLevel))
 }
 
 func (c *Config) tlsConfig() (*tls.Config, error) {

@@ -6,6 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/etcdops/etcdops/internal/etcdtest"
 )
 
@@ -75,5 +79,34 @@ func TestClientCertificateAuth(t *testing.T) {
 	missing := &Config{Endpoints: []string{ep}, CACert: "/nonexistent/ca.pem", DialTimeout: time.Second}
 	if err := get(missing); err == nil || !strings.Contains(err.Error(), "--cacert") {
 		t.Errorf("missing CA file: %v, want an error naming --cacert", err)
+	}
+}
+
+func TestClientLoggerHidesRetriesBelowDebug(t *testing.T) {
+	tests := []struct {
+		level    zapcore.Level
+		wantWarn bool
+	}{
+		{zapcore.DebugLevel, true},
+		{zapcore.InfoLevel, false},
+		{zapcore.WarnLevel, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.level.String(), func(t *testing.T) {
+			core, logs := observer.New(tt.level)
+			cfg := Config{Endpoints: []string{DefaultEndpoint}, DialTimeout: DefaultDialTimeout}
+			cc, err := cfg.ClientConfig(zap.New(core))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cc.Logger.Warn("retrying of unary invoker failed")
+			cc.Logger.Error("a real error")
+			if got := logs.FilterMessage("retrying of unary invoker failed").Len() > 0; got != tt.wantWarn {
+				t.Errorf("retry warning logged = %v, want %v", got, tt.wantWarn)
+			}
+			if logs.FilterMessage("a real error").Len() != 1 {
+				t.Errorf("the client's error was not logged")
+			}
+		})
 	}
 }
