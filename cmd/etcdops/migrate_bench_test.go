@@ -112,6 +112,7 @@ func benchMigration(b *testing.B, work, snap, method string) migrateBench {
 		if r.code != 0 {
 			b.Fatalf("migrate run: %v", r)
 		}
+		benchSay("%s: each step, its health check included: %s", method, stepTimes(start, r.events))
 	}
 	res := migrateBench{method: method, total: time.Since(start), names: newNames}
 	res.catchUp = tl.stop()
@@ -132,41 +133,54 @@ func benchMigration(b *testing.B, work, snap, method string) migrateBench {
 	return res
 }
 
-// stockMigration makes the moves with stock etcdctl, as a script would: for
-// each old member, add a new one as a learner, start it, promote it as soon
-// as etcd allows, remove the old one.
+// stepTimes lists how long each step of `migrate run -w json` took.
+func stepTimes(start time.Time, events []event) string {
+	var steps []string
+	prev := start
+	for _, ev := range events {
+		ts, _ := ev["time"].(string)
+		t, err := time.Parse(time.RFC3339Nano, ts)
+		if err != nil {
+			continue
+		}
+		steps = append(steps, fmt.Sprintf("%s %s %.1fs", ev["action"], ev["member"], t.Sub(prev).Seconds()))
+		prev = t
+	}
+	return strings.Join(steps, ", ")
+}
+
+// stockMigration makes the moves with stock etcdctl, as a careful script
+// would: for each old member, add a new one as a learner, start it, promote
+// it as soon as etcd allows, remove the old one. Each etcdctl call is
+// retried at once while etcd refuses it; a change whose reply was lost
+// (etcdctl's 5s timeout) but that was applied counts as done, as the member
+// list shows, or the retries would fail for ever ("Peer URLs already exists",
+// "can only promote a learner member", "member not found").
 func stockMigration(b *testing.B, m *migration, order, newNames []string) {
 	current := append([]string(nil), order...)
 	for i, old := range order {
 		name := newNames[i]
 		spec := m.specs[name]
-		var added struct {
-			Member struct {
-				ID uint64 `json:"ID"`
-			} `json:"member"`
-			Members []struct {
-				Name     string   `json:"name"`
-				PeerURLs []string `json:"peerURLs"`
-			} `json:"members"`
-		}
-		// etcd refuses changes ("unhealthy cluster") until the leader has
-		// heard from every member for 5s; a script retries.
-		var out string
-		retry(b, func() (err error) {
-			out, err = etcdtest.RunEtcdctl(b, m.endpoints(current...), "member", "add", name, "--learner", "--peer-urls="+spec.PeerURL, "-w", "json")
-			return err
+		start := time.Now()
+		var members []stockMember
+		retry(b, "member add "+name, func() error {
+			_, err := etcdtest.RunEtcdctl(b, m.endpoints(current...), "member", "add", name, "--learner", "--peer-urls="+spec.PeerURL)
+			var lerr error
+			if members, lerr = stockList(b, m, current); lerr == nil && stockByPeer(members, spec.PeerURL) != nil {
+				return nil
+			}
+			return cmp.Or(err, lerr, errors.New("not in the member list after its add"))
 		})
-		if err := json.Unmarshal([]byte(out), &added); err != nil {
-			b.Fatalf("member add: %v\n%s", err, out)
-		}
+		id := stockByPeer(members, spec.PeerURL).ID
 		var initial []string
-		for _, mem := range added.Members {
+		for _, mem := range members {
 			n := mem.Name
-			if n == "" {
+			if mem.ID == id {
 				n = name
 			}
 			initial = append(initial, n+"="+mem.PeerURLs[0])
 		}
+		added := time.Now()
 		spec.DataDir = filepath.Join(m.dir, name+".etcd")
 		spec.InitialCluster = strings.Join(initial, ",")
 		spec.ClusterState = "existing"
@@ -174,18 +188,41 @@ func stockMigration(b *testing.B, m *migration, order, newNames []string) {
 		p.Start(b)
 		m.appendPid(name, p.Pid())
 		current = append(current, name)
-		retry(b, func() error {
+		retry(b, "member promote "+name, func() error {
 			if !p.Running() {
 				return etcdtest.Stop(fmt.Errorf("new member %s exited:\n%s", name, p.Output()))
 			}
-			_, err := etcdtest.RunEtcdctl(b, m.endpoints(current...), "member", "promote", strconv.FormatUint(added.Member.ID, 16))
+			_, err := etcdtest.RunEtcdctl(b, m.endpoints(current...), "member", "promote", strconv.FormatUint(id, 16))
+			if err == nil {
+				return nil
+			}
+			if members, lerr := stockList(b, m, current); lerr == nil && stockByPeer(members, spec.PeerURL) != nil && !stockByPeer(members, spec.PeerURL).IsLearner {
+				return nil
+			}
 			return err
 		})
-		id := memberID(b, m, current, old)
-		retry(b, func() error {
-			_, err := etcdtest.RunEtcdctl(b, m.endpoints(current...), "member", "remove", id)
+		promoted := time.Now()
+		var oldID uint64
+		retry(b, "member list", func() (err error) {
+			members, err = stockList(b, m, current)
 			return err
 		})
+		for _, mem := range members {
+			if mem.Name == old {
+				oldID = mem.ID
+			}
+		}
+		retry(b, "member remove "+old, func() error {
+			_, err := etcdtest.RunEtcdctl(b, m.endpoints(current...), "member", "remove", strconv.FormatUint(oldID, 16))
+			if err == nil {
+				return nil
+			}
+			if members, lerr := stockList(b, m, current); lerr == nil && !slices.ContainsFunc(members, func(mem stockMember) bool { return mem.ID == oldID }) {
+				return nil
+			}
+			return err
+		})
+		removed := time.Now()
 		current = slices.DeleteFunc(current, func(n string) bool { return n == old })
 		for _, p := range m.old.Procs { // systemctl stop: SIGTERM, wait
 			if p.Spec.Name == old {
@@ -193,32 +230,54 @@ func stockMigration(b *testing.B, m *migration, order, newNames []string) {
 				p.Wait(b, time.Minute)
 			}
 		}
+		benchSay("stock etcdctl: add %s %.1fs, start and promote it %.1fs, remove %s %.1fs, stop it %.1fs", name, added.Sub(start).Seconds(),
+			promoted.Sub(added).Seconds(), old, removed.Sub(promoted).Seconds(), time.Since(removed).Seconds())
 	}
 }
 
-// retry calls f until it succeeds, for up to 30 minutes.
-func retry(b *testing.B, f func() error) {
-	etcdtest.Eventually(b, 30*time.Minute, f)
+type stockMember struct {
+	ID        uint64   `json:"ID"`
+	Name      string   `json:"name"`
+	PeerURLs  []string `json:"peerURLs"`
+	IsLearner bool     `json:"isLearner"`
 }
 
-func memberID(b *testing.B, m *migration, at []string, name string) string {
+// stockList is the member list through members at, as etcdctl shows it.
+func stockList(b *testing.B, m *migration, at []string) ([]stockMember, error) {
+	out, err := etcdtest.RunEtcdctl(b, m.endpoints(at...), "member", "list", "-w", "json")
+	if err != nil {
+		return nil, err
+	}
 	var list struct {
-		Members []struct {
-			ID   uint64 `json:"ID"`
-			Name string `json:"name"`
-		} `json:"members"`
+		Members []stockMember `json:"members"`
 	}
-	out := m.etcdctl(at, "member", "list", "-w", "json")
 	if err := json.Unmarshal([]byte(out), &list); err != nil {
-		b.Fatalf("member list: %v\n%s", err, out)
+		return nil, fmt.Errorf("member list: %w\n%s", err, out)
 	}
-	for _, mem := range list.Members {
-		if mem.Name == name {
-			return strconv.FormatUint(mem.ID, 16)
+	return list.Members, nil
+}
+
+func stockByPeer(members []stockMember, peerURL string) *stockMember {
+	for i, mem := range members {
+		if slices.Contains(mem.PeerURLs, peerURL) {
+			return &members[i]
 		}
 	}
-	b.Fatalf("no member %s in %s", name, out)
-	return ""
+	return nil
+}
+
+// retry calls f until it succeeds, for up to 10 minutes, and says every 10s
+// what it is waiting for.
+func retry(b *testing.B, what string, f func() error) {
+	start, said := time.Now(), time.Now()
+	etcdtest.Eventually(b, 10*time.Minute, func() error {
+		err := f()
+		if err != nil && time.Since(said) > 10*time.Second {
+			benchSay("%s: still refused after %.0fs: %v", what, time.Since(start).Seconds(), err)
+			said = time.Now()
+		}
+		return err
+	})
 }
 
 // promotions records, for each new member (by peer URL), when it first
