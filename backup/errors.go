@@ -10,21 +10,22 @@ type Field string
 
 // The inputs an InputError can be about.
 const (
-	FieldBucket      Field = "bucket URL"       // the bucket a Store opens
-	FieldTag         Field = "tag"              // SaveConfig.Tag, or the member name it defaults to
-	FieldMember      Field = "member"           // SaveConfig.Member
-	FieldSnapshot    Field = "snapshot"         // a snapshot name or "latest"
-	FieldDestination Field = "destination"      // Fetch's dst
-	FieldIdentity    Field = "age identity"     // the identities that decrypt a snapshot
-	FieldRecipient   Field = "age recipient"    // a public key to encrypt to
-	FieldSpoolDir    Field = "spool dir"        // VerifyConfig.SpoolDir
-	FieldKeepLast    Field = "keep last"        // Policy.Last
-	FieldKeepHourly  Field = "keep hourly"      // Policy.Hourly
-	FieldKeepDaily   Field = "keep daily"       // Policy.Daily
-	FieldKeepWeekly  Field = "keep weekly"      // Policy.Weekly
-	FieldKeepMonthly Field = "keep monthly"     // Policy.Monthly
-	FieldKeepWithin  Field = "keep within"      // Policy.Within
-	FieldPolicy      Field = "retention policy" // the policy as a whole
+	FieldBucket       Field = "bucket URL"       // the bucket a Store opens
+	FieldTag          Field = "tag"              // SaveConfig.Tag, or the member name it defaults to
+	FieldMember       Field = "member"           // SaveConfig.Member
+	FieldSnapshot     Field = "snapshot"         // a snapshot name or "latest"
+	FieldDestination  Field = "destination"      // Fetch's dst
+	FieldIdentity     Field = "age identity"     // the identities that decrypt a snapshot
+	FieldRecipient    Field = "age recipient"    // a public key to encrypt to
+	FieldSpoolDir     Field = "spool dir"        // VerifyConfig.SpoolDir
+	FieldKeepLast     Field = "keep last"        // Policy.Last
+	FieldKeepHourly   Field = "keep hourly"      // Policy.Hourly
+	FieldKeepDaily    Field = "keep daily"       // Policy.Daily
+	FieldKeepWeekly   Field = "keep weekly"      // Policy.Weekly
+	FieldKeepMonthly  Field = "keep monthly"     // Policy.Monthly
+	FieldKeepWithin   Field = "keep within"      // Policy.Within
+	FieldPolicy       Field = "retention policy" // the policy as a whole
+	FieldStallTimeout Field = "stall timeout"    // WithStallTimeout's duration
 )
 
 // Errors to tell by errors.Is: the reasons an InputError wraps, and ErrNameTaken.

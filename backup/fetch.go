@@ -73,6 +73,9 @@ func download(ctx context.Context, store *Store, snap Snapshot, identities []age
 	if err == nil && !plain {
 		_, err = io.Copy(io.Discard, in)
 	}
+	if serr := r.stalled(); serr != nil {
+		return fmt.Errorf("fetch %s from %s: %w", snap.Key(), store.URL, serr)
+	}
 	if err != nil {
 		return fmt.Errorf("fetch %s: %w", snap.Key(), cleanErr(err))
 	}

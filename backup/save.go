@@ -118,7 +118,7 @@ func Save(ctx context.Context, store *Store, cfg SaveConfig) (*Manifest, error) 
 	m.Duration = cfg.Now().Sub(start).Round(time.Millisecond).String()
 	if err := writeManifest(ctx, store, name, m); err != nil {
 		// Without its manifest the snapshot does not count; remove it.
-		store.bucket.Delete(context.WithoutCancel(ctx), name.String())
+		store.cleanUp(ctx, name.String())
 		return nil, fmt.Errorf("save %s: %w", name, err)
 	}
 	lg.Info("snapshot saved", zap.String("name", name.String()), zap.Int64("revision", m.Revision),
@@ -146,9 +146,15 @@ func (s *Store) tuneS3Upload(as func(any) bool) {
 
 // stream copies the snapshot into the bucket, checks it and reads its
 // revision on the way, and only then lets the object appear.
-func stream(ctx context.Context, store *Store, cli *clientv3.Client, name Name, src Source, cfg SaveConfig) (*Manifest, error) {
-	wctx, cancel := context.WithCancel(ctx)
+func stream(ctx context.Context, store *Store, cli *clientv3.Client, name Name, src Source, cfg SaveConfig) (_ *Manifest, err error) {
+	wctx, watch, cancel := store.watch(ctx)
 	defer cancel() // also ends the snapshot stream
+	defer func() {
+		// A stalled bucket fails the stream and the encoder too: name the cause.
+		if serr := watch.stalled(); err != nil && serr != nil {
+			err = fmt.Errorf("upload to %s: %w", store.URL, serr)
+		}
+	}()
 	snap, err := openSnapshot(wctx, cli)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot from %s: %w", src.Endpoint, err)
@@ -178,10 +184,10 @@ func stream(ctx context.Context, store *Store, cli *clientv3.Client, name Name, 
 	// md5 only where the backend reports one to compare with.
 	plain := cfg.Codec.Ext() == ".db"
 	var stored *digest
-	var sink io.Writer = w
+	var sink io.Writer = watchedWriter{w, watch}
 	if !plain || store.reportsMD5() {
 		stored = newDigest(store.reportsMD5())
-		sink = io.MultiWriter(w, stored)
+		sink = io.MultiWriter(sink, stored)
 	}
 	enc, err := cfg.Codec.Encoder(sink)
 	if err != nil {
@@ -233,12 +239,12 @@ func stream(ctx context.Context, store *Store, cli *clientv3.Client, name Name, 
 	}
 	cfg.Logger.Debug("snapshot streamed", zap.Duration("stream", streamed.Sub(began)), zap.Duration("fsync", time.Since(streamed)))
 	committed = true
-	if err := store.closeNew(w, name.String(), cancel); err != nil {
+	if err := store.closeNew(w, name.String(), cancel, watch); err != nil {
 		return nil, err
 	}
 	if stored != nil && stored.md5 != nil {
 		if err := checkStoredMD5(ctx, store, name, stored.md5.Sum(nil)); err != nil {
-			store.bucket.Delete(context.WithoutCancel(ctx), name.String())
+			store.cleanUp(ctx, name.String())
 			return nil, err
 		}
 	}
@@ -302,7 +308,7 @@ func writeManifest(ctx context.Context, store *Store, name Name, m *Manifest) er
 		return err
 	}
 	sum := md5.Sum(b)
-	wctx, cancel := context.WithCancel(ctx)
+	wctx, watch, cancel := store.watch(ctx)
 	defer cancel()
 	var file *os.File
 	opts := &blob.WriterOptions{ContentType: "application/json", ContentMD5: sum[:], IfNotExist: true,
@@ -311,7 +317,7 @@ func writeManifest(ctx context.Context, store *Store, name Name, m *Manifest) er
 	if err != nil {
 		return fmt.Errorf("write manifest %s: %w", name.Manifest(), cleanErr(err))
 	}
-	_, err = w.Write(b)
+	_, err = watchedWriter{w, watch}.Write(b)
 	if err == nil && file != nil {
 		err = file.Sync()
 	}
@@ -319,7 +325,7 @@ func writeManifest(ctx context.Context, store *Store, name Name, m *Manifest) er
 		abort(w, cancel)
 		return fmt.Errorf("write manifest %s: %w", name.Manifest(), err)
 	}
-	if err := store.closeNew(w, name.Manifest(), cancel); err != nil {
+	if err := store.closeNew(w, name.Manifest(), cancel, watch); err != nil {
 		return err
 	}
 	return store.syncDir(name.Manifest())

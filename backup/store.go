@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"gocloud.dev/blob"
@@ -46,7 +47,8 @@ type Store struct {
 	// URL is the bucket's URL with credentials removed, for messages.
 	URL    string
 	scheme string
-	dir    string // for file://, the directory objects are renamed into
+	dir    string        // for file://, the directory objects are renamed into
+	stall  time.Duration // see WithStallTimeout
 }
 
 // syncDir makes the renames of file:// objects durable: fsync of the
@@ -63,8 +65,9 @@ func (s *Store) syncDir(key string) error {
 // there is left as it was. fileblob checks and renames under a lock of its
 // process only, so for file:// the object's directory is locked around
 // its Close, which makes the check and rename one step among etcdops
-// processes. On error before the Close, cancel aborts the upload.
-func (s *Store) closeNew(w *blob.Writer, key string, cancel context.CancelFunc) error {
+// processes. On error before the Close, cancel aborts the upload. The
+// Close runs under watch, the upload's stallWatch.
+func (s *Store) closeNew(w *blob.Writer, key string, cancel context.CancelFunc, watch *stallWatch) error {
 	if s.dir != "" {
 		unlock, err := atomicfile.LockDir(filepath.Dir(filepath.Join(s.dir, key)))
 		if err != nil {
@@ -73,7 +76,10 @@ func (s *Store) closeNew(w *blob.Writer, key string, cancel context.CancelFunc) 
 		}
 		defer unlock()
 	}
-	err := closeWriter(w)
+	err := watch.call(func() error { return closeWriter(w) })
+	if errors.Is(err, ErrStalled) {
+		return fmt.Errorf("upload %s to %s: %w", key, s.URL, err)
+	}
 	taken := gcerrors.Code(err) == gcerrors.FailedPrecondition
 	if errors.Is(err, errDriverPanic) {
 		// The upload failed for a reason the driver lost: the name is taken if an object has it.
@@ -97,10 +103,16 @@ func (s *Store) reportsMD5() bool { return s.scheme == "gs" }
 
 // OpenStore opens the bucket at rawURL (with an optional ?prefix=) and
 // checks that it exists and can be reached.
-func OpenStore(ctx context.Context, rawURL string) (*Store, error) {
+func OpenStore(ctx context.Context, rawURL string, opts ...StoreOption) (*Store, error) {
 	u, err := ParseBucketURL(rawURL)
 	if err != nil {
 		return nil, err
+	}
+	s := &Store{URL: Redact(rawURL), scheme: u.Scheme, stall: DefaultStallTimeout}
+	for _, o := range opts {
+		if err := o(s); err != nil {
+			return nil, err
+		}
 	}
 	b, err := blob.OpenBucket(ctx, withDefaults(u).String())
 	if errors.Is(err, fs.ErrNotExist) {
@@ -109,7 +121,7 @@ func OpenStore(ctx context.Context, rawURL string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", Redact(rawURL), cleanErr(err))
 	}
-	s := &Store{bucket: b, URL: Redact(rawURL), scheme: u.Scheme}
+	s.bucket = b
 	if u.Scheme == "file" {
 		s.dir = filepath.Join(u.Path, u.Query().Get("prefix"))
 	}
@@ -309,12 +321,18 @@ func (s *Store) Find(ctx context.Context, nameOrLatest, tag string) (Snapshot, e
 }
 
 // Open returns a reader of the stored bytes of snapshot n.
-func (s *Store) Open(ctx context.Context, n Name) (*blob.Reader, error) {
-	r, err := s.bucket.NewReader(ctx, n.String(), &blob.ReaderOptions{BeforeRead: quietS3Read})
+func (s *Store) Open(ctx context.Context, n Name) (*Reader, error) {
+	ctx, watch, cancel := s.watch(ctx)
+	var r *blob.Reader
+	err := watch.call(func() (err error) {
+		r, err = s.bucket.NewReader(ctx, n.String(), &blob.ReaderOptions{BeforeRead: quietS3Read})
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", n, cleanErr(err))
+		cancel()
+		return nil, fmt.Errorf("read %s from %s: %w", n, s.URL, cleanErr(err))
 	}
-	return r, nil
+	return &Reader{r: r, watch: watch, cancel: cancel}, nil
 }
 
 // quietS3Read stops the AWS SDK from printing "Skipped validation of

@@ -111,7 +111,10 @@ func checkStored(ctx context.Context, store *Store, snap Snapshot, p Progress) e
 		defer p.Done()
 	}
 	if _, err := io.Copy(d, in); err != nil {
-		return fmt.Errorf("read %s: %w", snap.Key(), cleanErr(err))
+		if serr := r.stalled(); serr != nil {
+			err = serr
+		}
+		return fmt.Errorf("read %s from %s: %w", snap.Key(), store.URL, cleanErr(err))
 	}
 	return matchStored(snap, d)
 }

@@ -28,6 +28,8 @@ type Config struct {
 	MaxAge time.Duration
 	// Verify configures scheduled restore tests (identities, spool dir).
 	Verify backup.VerifyConfig
+	// Bucket tunes every job's bucket (its stall timeout).
+	Bucket []backup.StoreOption
 	Logger *zap.Logger
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
@@ -96,7 +98,7 @@ func New(cfg Config) (*Scheduler, error) {
 // nothing of it becomes visible. It returns nil when ctx ended it.
 func (s *Scheduler) Run(ctx context.Context) (err error) {
 	for _, st := range s.jobs {
-		store, err := backup.OpenStore(ctx, st.To)
+		store, err := backup.OpenStore(ctx, st.To, s.cfg.Bucket...)
 		if err != nil {
 			return fmt.Errorf("job %s: %w", st.Name, err)
 		}

@@ -41,7 +41,17 @@ var (
 	flagSpool    = &cli.StringFlag{Name: "spool-dir", Usage: "`DIR` for private temporary files (default: the system's temp dir)"}
 	flagQuiet    = &cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar even on a terminal"}
 	flagLogLevel = &cli.StringFlag{Name: "log-level", Value: "info", Usage: "log `LEVEL`: debug, info, warn, error"}
+	flagStall    = &cli.DurationFlag{Name: "stall-timeout", Value: backup.DefaultStallTimeout,
+		Usage: "fail a transfer to or from the bucket when no byte moves for `DURATION` (at least the time one 5 MiB part takes)"}
 )
+
+// storeOptions are the bucket options of a command's flags.
+func storeOptions(c *cli.Context) []backup.StoreOption {
+	if c.Value(flagStall.Name) == nil { // a command without the flag
+		return nil
+	}
+	return []backup.StoreOption{backup.WithStallTimeout(c.Duration(flagStall.Name))}
+}
 
 func keepFlags() []cli.Flag {
 	return []cli.Flag{
@@ -98,7 +108,7 @@ func saveFlags(toRequired bool) []cli.Flag {
 
 func backupSaveCommand() *cli.Command {
 	flags := append(clientFlags(), saveFlags(true)...)
-	flags = append(flags, flagQuiet, flagLogLevel, flagOutput)
+	flags = append(flags, flagStall, flagQuiet, flagLogLevel, flagOutput)
 	flags = append(flags, keepFlags()...)
 	return &cli.Command{
 		Name:      "save",
@@ -135,7 +145,7 @@ func backupSaveCommand() *cli.Command {
 				return err
 			}
 			defer lg.Sync()
-			store, err := backup.OpenStore(c.Context, c.String("to"))
+			store, err := backup.OpenStore(c.Context, c.String("to"), storeOptions(c)...)
 			if err != nil {
 				return err
 			}

@@ -16,7 +16,7 @@ import (
 
 // openFrom opens the bucket of --from.
 func openFrom(c *cli.Context) (*backup.Store, error) {
-	return backup.OpenStore(c.Context, c.String("from"))
+	return backup.OpenStore(c.Context, c.String("from"), storeOptions(c)...)
 }
 
 // openSnapshot opens the bucket of --from and resolves the NAME|latest
@@ -104,7 +104,7 @@ func backupVerifyCommand() *cli.Command {
 			"consistency check, revision and key count. --restore-test also restores it into a temporary\n" +
 			"member and checks what that member serves. An encrypted snapshot without --identity gets only\n" +
 			"the first check. Exit 1 when anything does not match.",
-		Flags: []cli.Flag{flagFrom, flagTag, flagIdentity, flagSpool, flagQuiet, flagOutput, flagLogLevel,
+		Flags: []cli.Flag{flagFrom, flagTag, flagIdentity, flagSpool, flagStall, flagQuiet, flagOutput, flagLogLevel,
 			&cli.BoolFlag{Name: "restore-test", Usage: "restore into a temporary member and check what it serves"}},
 		Action: withBackupFlags(nil, func(c *cli.Context) error {
 			if err := checkFormat(c); err != nil {
@@ -163,7 +163,7 @@ func backupFetchCommand() *cli.Command {
 		Name:      "fetch",
 		Usage:     "download a snapshot as a plain etcd snapshot file for etcdutl snapshot restore",
 		UsageText: "etcdops backup fetch --from URL NAME|latest --to FILE [--tag TAG] [--identity FILE] [--force]",
-		Flags: []cli.Flag{flagFrom, flagTag, flagIdentity, flagQuiet,
+		Flags: []cli.Flag{flagFrom, flagTag, flagIdentity, flagStall, flagQuiet,
 			&cli.StringFlag{Name: "to", Required: true, Usage: "write the snapshot to `FILE` (mode 0600)"},
 			&cli.BoolFlag{Name: "force", Usage: "replace --to if it exists"}},
 		Action: withBackupFlags(map[backup.Field]string{backup.FieldDestination: "--to"}, func(c *cli.Context) error {

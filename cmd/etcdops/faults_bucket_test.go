@@ -200,8 +200,9 @@ func bucketFailsDuringUpload(fault proxyFault) func(t *testing.T, fx *faultFixtu
 		be := objtest.S3(t)
 		bucket := be.NewBucket(t)
 		p := startProxy(t, minioTarget(t, bucket), fault, true, 2<<20)
-		failsWithin(t, time.Minute, be.Env, "backup", "save", "--endpoints", fx.endpoint, "--to", throughProxy(t, bucket, p),
-			"--command-timeout", "5s")
+		last := failsWithin(t, time.Minute, be.Env, append([]string{"backup", "save", "--endpoints", fx.endpoint,
+			"--to", throughProxy(t, bucket, p), "--command-timeout", "5s"}, stallFlags(fault)...)...)
+		assertNamesFault(t, fault, last)
 		if keys := bucketKeys(t, bucket); len(keys) > 0 {
 			t.Errorf("a failed upload left %v visible", keys)
 		}
@@ -231,8 +232,29 @@ func bucketFailsDuringDownload(fault proxyFault) func(t *testing.T, fx *faultFix
 		}
 		p := startProxy(t, minioTarget(t, bucket), fault, false, 2<<20)
 		dir := t.TempDir()
-		failsWithin(t, time.Minute, be.Env, "backup", "fetch", "--from", throughProxy(t, bucket, p), "latest",
-			"--to", filepath.Join(dir, "s.db"))
+		last := failsWithin(t, time.Minute, be.Env, append([]string{"backup", "fetch", "--from", throughProxy(t, bucket, p), "latest",
+			"--to", filepath.Join(dir, "s.db")}, stallFlags(fault)...)...)
+		assertNamesFault(t, fault, last)
 		assertNothingIn(t, dir)
+	}
+}
+
+// testStallTimeout is the --stall-timeout of the rows whose bucket stalls.
+const testStallTimeout = "5s"
+
+// stallFlags are the flags of a row whose bucket meets fault: a short
+// --stall-timeout when it stalls, else the default.
+func stallFlags(fault proxyFault) []string {
+	if fault == stall {
+		return []string{"--stall-timeout", testStallTimeout}
+	}
+	return nil
+}
+
+// assertNamesFault checks that a stalled transfer's error says so.
+func assertNamesFault(t *testing.T, fault proxyFault, last string) {
+	t.Helper()
+	if want := "bucket stalled: no byte moved for " + testStallTimeout; fault == stall && !strings.Contains(last, want) {
+		t.Errorf("error %q does not say %q", last, want)
 	}
 }

@@ -78,10 +78,14 @@ var faultMatrix = []faultRow{
 		"exit 1; nothing visible; the next save with --keep-last aborts the multipart upload the failing bucket kept", bucketFailsDuringUpload(reset)},
 	{"upload-close", "`backup save` to MinIO", "every connection closed (FIN) after 2 MiB of upload",
 		"exit 1; nothing visible; the next save with --keep-last aborts the multipart upload the failing bucket kept", bucketFailsDuringUpload(hangUp)},
+	{"upload-stall", "`backup save` to MinIO", "every connection stalled (open, silent) after 2 MiB of upload; `--stall-timeout 5s`",
+		"exit 1 naming `bucket stalled: no byte moved for 5s`; nothing visible; the next save with --keep-last aborts the multipart upload left behind", bucketFailsDuringUpload(stall)},
 	{"download-reset", "`backup fetch` from MinIO", "every connection reset (RST) after 2 MiB of download",
 		"exit 1; no file, no `.part`", bucketFailsDuringDownload(reset)},
 	{"download-close", "`backup fetch` from MinIO", "every connection closed (FIN) after 2 MiB of download",
 		"exit 1; no file, no `.part`", bucketFailsDuringDownload(hangUp)},
+	{"download-stall", "`backup fetch` from MinIO", "every connection stalled (open, silent) after 2 MiB of download; `--stall-timeout 5s`",
+		"exit 1 naming `bucket stalled: no byte moved for 5s`; no file, no `.part`", bucketFailsDuringDownload(stall)},
 }
 
 // faultFixture is what the rows share: a member holding 10 MiB, a snapshot

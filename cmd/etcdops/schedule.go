@@ -28,7 +28,7 @@ func scheduleCommand() *cli.Command {
 		&cli.StringFlag{Name: "heartbeat-fail-url", Usage: "POST to `URL` after each failed run"},
 		&cli.StringFlag{Name: "metrics-addr", Usage: "serve /metrics and /healthz on `HOST:PORT`"},
 		&cli.DurationFlag{Name: "max-age", Usage: "/healthz answers 503 when a job's last success is older than `DURATION`"},
-		flagIdentity, flagSpool, flagLogLevel,
+		flagIdentity, flagSpool, flagStall, flagLogLevel,
 	)
 	return &cli.Command{
 		Name:      "schedule",
@@ -79,7 +79,7 @@ func scheduleConfig(c *cli.Context) (schedule.Config, error) {
 	if err != nil {
 		return cfg, err
 	}
-	cfg.MetricsAddr, cfg.MaxAge = c.String("metrics-addr"), c.Duration("max-age")
+	cfg.MetricsAddr, cfg.MaxAge, cfg.Bucket = c.String("metrics-addr"), c.Duration("max-age"), storeOptions(c)
 	cfg.Verify = backup.VerifyConfig{Identities: ids, SpoolDir: c.String("spool-dir")}
 	base := backup.SaveConfig{Endpoints: ccfg.Endpoints, Dial: dialer(ccfg), CommandTimeout: ccfg.CommandTimeout, EtcdopsVersion: etcdopsVersion()}
 
