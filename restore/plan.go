@@ -64,20 +64,38 @@ type Config struct {
 // TLS holds etcd's certificate settings for clients and peers.
 type TLS = memberconf.TLS
 
-// ConfigError is bad input: Field (a flag name) holds Value, which is
-// wrong for Reason.
+// Field names an input of a restore. The command line maps each to its flag.
+type Field string
+
+// The inputs a ConfigError can be about.
+const (
+	FieldFrom            Field = "snapshot source"       // Source.From
+	FieldSnapshot        Field = "snapshot name"         // Source.Snapshot, Source.Tag
+	FieldInitialCluster  Field = "initial cluster"       // Config.InitialCluster
+	FieldToken           Field = "initial cluster token" // Config.Token
+	FieldName            Field = "member name"           // Config.Name
+	FieldClientURLs      Field = "client URLs"           // Config.ClientURLs
+	FieldDataDirTemplate Field = "data dir template"     // Config.DataDirTemplate
+	FieldConfigDir       Field = "config dir"            // Config.ConfigDir
+	FieldMarkCompacted   Field = "mark compacted"        // Config.MarkCompacted with RevisionBump
+	FieldTLS             Field = "TLS files"             // Config.TLS
+)
+
+// ConfigError is bad input: Field holds Value (empty when there is none to
+// show), which is wrong for Reason. Nothing was read or written.
 type ConfigError struct {
-	Field, Value, Reason string
+	Field         Field
+	Value, Reason string
 }
 
 func (e *ConfigError) Error() string {
 	if e.Value == "" {
-		return fmt.Sprintf("--%s: %s", e.Field, e.Reason)
+		return fmt.Sprintf("%s: %s", e.Field, e.Reason)
 	}
-	return fmt.Sprintf("--%s %q: %s", e.Field, e.Value, e.Reason)
+	return fmt.Sprintf("%s %q: %s", e.Field, e.Value, e.Reason)
 }
 
-func configErr(field, value, format string, args ...any) error {
+func configErr(field Field, value, format string, args ...any) error {
 	return &ConfigError{Field: field, Value: value, Reason: fmt.Sprintf(format, args...)}
 }
 
@@ -135,17 +153,17 @@ func NewToken(now time.Time) string {
 // *ConfigError.
 func NewPlan(cfg Config) (*Plan, error) {
 	if cfg.Token == "" || strings.ContainsFunc(cfg.Token, isSpaceOrControl) {
-		return nil, configErr("initial-cluster-token", cfg.Token, "expected a non-empty token without spaces")
+		return nil, configErr(FieldToken, cfg.Token, "expected a non-empty token without spaces")
 	}
 	if (cfg.RevisionBump > 0) != cfg.MarkCompacted {
-		return nil, configErr("mark-compacted", "", "expected together with --bump-revision N (N > 0), as etcd requires")
+		return nil, configErr(FieldMarkCompacted, "", "expected together with a revision bump N > 0, as etcd requires")
 	}
 	members, err := Members(cfg)
 	if err != nil {
 		return nil, err
 	}
 	if cfg.Name != "" && !slices.ContainsFunc(members, func(m Member) bool { return m.Name == cfg.Name }) {
-		return nil, configErr("name", cfg.Name, "not a member of --initial-cluster (%s)", strings.Join(names(members), ", "))
+		return nil, configErr(FieldName, cfg.Name, "not a member of the initial cluster (%s)", strings.Join(names(members), ", "))
 	}
 	urlsmap := types.URLsMap{}
 	for i := range members {
@@ -156,7 +174,7 @@ func NewPlan(cfg Config) (*Plan, error) {
 	}
 	cl, err := membership.NewClusterFromURLsMap(zap.NewNop(), cfg.Token, urlsmap)
 	if err != nil {
-		return nil, configErr("initial-cluster", cfg.InitialCluster, "%v", err)
+		return nil, configErr(FieldInitialCluster, cfg.InitialCluster, "%v", err)
 	}
 	p := &Plan{Token: cfg.Token, ClusterID: cl.ID().String(), InitialCluster: initialCluster(members),
 		Members: members, RevisionBump: cfg.RevisionBump, MarkCompacted: cfg.MarkCompacted, Only: cfg.Name}
@@ -178,7 +196,7 @@ func Members(cfg Config) ([]Member, error) {
 		return nil, err
 	}
 	if tmpl := dataDirTemplate(cfg); !strings.Contains(tmpl, NameVar) && (cfg.Name == "" && len(members) > 1) {
-		return nil, configErr("data-dir-template", tmpl, "expected %s in it: it names the data dirs of %d members", NameVar, len(members))
+		return nil, configErr(FieldDataDirTemplate, tmpl, "expected %s in it: it names the data dirs of %d members", NameVar, len(members))
 	}
 	for i := range members {
 		m := &members[i]
@@ -213,13 +231,13 @@ func dataDirTemplate(cfg Config) string {
 // Paths are member name's data dir and configuration files under cfg's
 // DataDirTemplate and ConfigDir, as absolute paths.
 func Paths(cfg Config, name string) (dataDir, configFile, envFile string, err error) {
-	if dataDir, err = expandPath("data-dir-template", dataDirTemplate(cfg), name); err != nil {
+	if dataDir, err = expandPath(FieldDataDirTemplate, dataDirTemplate(cfg), name); err != nil {
 		return "", "", "", err
 	}
 	dir := cfg.ConfigDir
 	if dir == "" {
 		dir = filepath.Dir(dataDir)
-	} else if dir, err = expandPath("config-dir", dir, name); err != nil {
+	} else if dir, err = expandPath(FieldConfigDir, dir, name); err != nil {
 		return "", "", "", err
 	}
 	return dataDir, filepath.Join(dir, name+".yml"), filepath.Join(dir, name+".env"), nil
@@ -230,27 +248,27 @@ func Paths(cfg Config, name string) (dataDir, configFile, envFile string, err er
 // they are far more often a typo than intended.
 func parseCluster(s string) ([]Member, error) {
 	if strings.TrimSpace(s) == "" {
-		return nil, configErr("initial-cluster", s, "expected name=peerURL,... for every member of the new cluster")
+		return nil, configErr(FieldInitialCluster, s, "expected name=peerURL,... for every member of the new cluster")
 	}
 	var members []Member
 	seenURL := map[string]string{}
 	for _, item := range strings.Split(s, ",") {
 		name, raw, ok := strings.Cut(strings.TrimSpace(item), "=")
 		if !ok || name == "" || raw == "" {
-			return nil, configErr("initial-cluster", s, "%q: expected name=peerURL", item)
+			return nil, configErr(FieldInitialCluster, s, "%q: expected name=peerURL", item)
 		}
 		if strings.ContainsFunc(name, isSpaceOrControl) || strings.ContainsAny(name, `/\`) {
-			return nil, configErr("initial-cluster", s, "member name %q: expected no spaces or slashes", name)
+			return nil, configErr(FieldInitialCluster, s, "member name %q: expected no spaces or slashes", name)
 		}
 		if slices.ContainsFunc(members, func(m Member) bool { return m.Name == name }) {
-			return nil, configErr("initial-cluster", s, "member %s is listed twice (give each member once, with one peer URL)", name)
+			return nil, configErr(FieldInitialCluster, s, "member %s is listed twice (give each member once, with one peer URL)", name)
 		}
 		u, err := checkURL(raw)
 		if err != nil {
-			return nil, configErr("initial-cluster", s, "member %s: %v", name, err)
+			return nil, configErr(FieldInitialCluster, s, "member %s: %v", name, err)
 		}
 		if other, dup := seenURL[u]; dup {
-			return nil, configErr("initial-cluster", s, "members %s and %s have the same peer URL %s", other, name, u)
+			return nil, configErr(FieldInitialCluster, s, "members %s and %s have the same peer URL %s", other, name, u)
 		}
 		seenURL[u] = name
 		members = append(members, Member{Name: name, PeerURLs: []string{u}})
@@ -267,17 +285,17 @@ func parseClientURLs(s string, members []Member) (map[string]string, error) {
 	for _, item := range strings.Split(s, ",") {
 		name, raw, ok := strings.Cut(strings.TrimSpace(item), "=")
 		if !ok || name == "" || raw == "" {
-			return nil, configErr("client-urls", s, "%q: expected name=clientURL", item)
+			return nil, configErr(FieldClientURLs, s, "%q: expected name=clientURL", item)
 		}
 		if !slices.ContainsFunc(members, func(m Member) bool { return m.Name == name }) {
-			return nil, configErr("client-urls", s, "%s is not a member of --initial-cluster", name)
+			return nil, configErr(FieldClientURLs, s, "%s is not a member of the initial cluster", name)
 		}
 		if _, dup := out[name]; dup {
-			return nil, configErr("client-urls", s, "member %s is listed twice", name)
+			return nil, configErr(FieldClientURLs, s, "member %s is listed twice", name)
 		}
 		u, err := checkURL(raw)
 		if err != nil {
-			return nil, configErr("client-urls", s, "member %s: %v", name, err)
+			return nil, configErr(FieldClientURLs, s, "member %s: %v", name, err)
 		}
 		out[name] = u
 	}
@@ -296,7 +314,7 @@ func checkClientURLs(members []Member) error {
 	for _, m := range members {
 		for _, u := range m.ClientURLs {
 			if other, dup := owner[u]; dup {
-				return configErr("client-urls", "", "member %s's client URL %s is also %s: give each member its own with --client-urls name=URL,...", m.Name, u, other)
+				return configErr(FieldClientURLs, "", "member %s's client URL %s is also %s: give each member its own (name=URL,...)", m.Name, u, other)
 			}
 			owner[u] = m.Name + "'s client URL"
 		}
@@ -318,7 +336,7 @@ func checkURL(raw string) (string, error) {
 func defaultClientURLs(m *Member) ([]string, error) {
 	u, _ := url.Parse(m.PeerURLs[0])
 	if u.Port() == DefaultClientPort {
-		return nil, configErr("client-urls", "", "member %s: its peer URL has port %s, etcd's client port: give its client URL", m.Name, DefaultClientPort)
+		return nil, configErr(FieldClientURLs, "", "member %s: its peer URL has port %s, etcd's client port: give its client URL", m.Name, DefaultClientPort)
 	}
 	u.Host = net.JoinHostPort(u.Hostname(), DefaultClientPort)
 	return []string{u.String()}, nil
@@ -340,7 +358,7 @@ func listenURLs(urls []string) []string {
 }
 
 // expandPath replaces {name} and makes the path absolute.
-func expandPath(field, tmpl, name string) (string, error) {
+func expandPath(field Field, tmpl, name string) (string, error) {
 	p := strings.ReplaceAll(tmpl, NameVar, name)
 	if strings.ContainsFunc(p, func(r rune) bool { return r < ' ' || r == 0x7f }) {
 		return "", configErr(field, tmpl, "expected a path without control characters")
@@ -367,7 +385,7 @@ func checkPaths(targets []Member) error {
 	for _, m := range targets {
 		for _, p := range []string{m.DataDir, m.ConfigFile, m.EnvFile} {
 			if other, dup := seen[p]; dup {
-				return configErr("data-dir-template", p, "members %s and %s would both write it", other, m.Name)
+				return configErr(FieldDataDirTemplate, p, "members %s and %s would both write it", other, m.Name)
 			}
 			seen[p] = m.Name
 		}
@@ -375,10 +393,10 @@ func checkPaths(targets []Member) error {
 	for _, a := range targets {
 		for _, b := range targets {
 			if a.Name != b.Name && strings.HasPrefix(a.DataDir, b.DataDir+string(filepath.Separator)) {
-				return configErr("data-dir-template", a.DataDir, "inside the data dir of %s", b.Name)
+				return configErr(FieldDataDirTemplate, a.DataDir, "inside the data dir of %s", b.Name)
 			}
 			if strings.HasPrefix(a.ConfigFile, b.DataDir+string(filepath.Separator)) {
-				return configErr("config-dir", a.ConfigFile, "inside the data dir of %s", b.Name)
+				return configErr(FieldConfigDir, a.ConfigFile, "inside the data dir of %s", b.Name)
 			}
 		}
 	}

@@ -85,26 +85,26 @@ func TestPlanBadInput(t *testing.T) {
 	tests := []struct {
 		name  string
 		cfg   Config
-		field string
+		field Field
 		want  string
 	}{
-		{"empty cluster", Config{}, "initial-cluster", "expected name=peerURL"},
-		{"no equals", Config{InitialCluster: "a"}, "initial-cluster", `"a": expected name=peerURL`},
-		{"bad URL", Config{InitialCluster: "a=10.0.0.1:2380"}, "initial-cluster", "member a"},
-		{"URL with path", Config{InitialCluster: "a=http://10.0.0.1:2380/x"}, "initial-cluster", "member a"},
-		{"duplicate name", Config{InitialCluster: "a=http://h1:2380,a=http://h2:2380"}, "initial-cluster", "member a is listed twice"},
-		{"duplicate peer URL", Config{InitialCluster: "a=http://h1:2380,b=http://h1:2380"}, "initial-cluster", "members a and b have the same peer URL"},
-		{"name with slash", Config{InitialCluster: "a/b=http://h1:2380"}, "initial-cluster", "no spaces or slashes"},
-		{"unknown --name", Config{InitialCluster: cluster3, Name: "d"}, "name", "not a member of --initial-cluster (a, b, c)"},
-		{"template without {name}", Config{InitialCluster: cluster3, DataDirTemplate: "/var/lib/etcd"}, "data-dir-template", "expected {name} in it"},
-		{"client URL of unknown member", Config{InitialCluster: cluster3, ClientURLs: "d=http://h:2379"}, "client-urls", "d is not a member"},
-		{"shared client URL", Config{InitialCluster: "a=http://h:2380,b=http://h:2381"}, "client-urls", "is also a's client URL"},
-		{"client URL is a peer URL", Config{InitialCluster: cluster3, ClientURLs: "a=https://10.0.0.2:2380"}, "client-urls", "is also b's peer URL"},
-		{"peer port 2379", Config{InitialCluster: "a=http://h:2379"}, "client-urls", "give its client URL"},
-		{"bump without mark", Config{InitialCluster: cluster3, RevisionBump: 10}, "mark-compacted", "--bump-revision"},
-		{"mark without bump", Config{InitialCluster: cluster3, MarkCompacted: true}, "mark-compacted", "--bump-revision"},
-		{"token with space", Config{InitialCluster: cluster3, Token: "a b"}, "initial-cluster-token", "without spaces"},
-		{"config inside a data dir", Config{InitialCluster: cluster3, DataDirTemplate: "/d/{name}", ConfigDir: "/d/a"}, "config-dir", "inside the data dir of a"},
+		{"empty cluster", Config{}, FieldInitialCluster, "expected name=peerURL"},
+		{"no equals", Config{InitialCluster: "a"}, FieldInitialCluster, `"a": expected name=peerURL`},
+		{"bad URL", Config{InitialCluster: "a=10.0.0.1:2380"}, FieldInitialCluster, "member a"},
+		{"URL with path", Config{InitialCluster: "a=http://10.0.0.1:2380/x"}, FieldInitialCluster, "member a"},
+		{"duplicate name", Config{InitialCluster: "a=http://h1:2380,a=http://h2:2380"}, FieldInitialCluster, "member a is listed twice"},
+		{"duplicate peer URL", Config{InitialCluster: "a=http://h1:2380,b=http://h1:2380"}, FieldInitialCluster, "members a and b have the same peer URL"},
+		{"name with slash", Config{InitialCluster: "a/b=http://h1:2380"}, FieldInitialCluster, "no spaces or slashes"},
+		{"unknown --name", Config{InitialCluster: cluster3, Name: "d"}, FieldName, "not a member of the initial cluster (a, b, c)"},
+		{"template without {name}", Config{InitialCluster: cluster3, DataDirTemplate: "/var/lib/etcd"}, FieldDataDirTemplate, "expected {name} in it"},
+		{"client URL of unknown member", Config{InitialCluster: cluster3, ClientURLs: "d=http://h:2379"}, FieldClientURLs, "d is not a member"},
+		{"shared client URL", Config{InitialCluster: "a=http://h:2380,b=http://h:2381"}, FieldClientURLs, "is also a's client URL"},
+		{"client URL is a peer URL", Config{InitialCluster: cluster3, ClientURLs: "a=https://10.0.0.2:2380"}, FieldClientURLs, "is also b's peer URL"},
+		{"peer port 2379", Config{InitialCluster: "a=http://h:2379"}, FieldClientURLs, "give its client URL"},
+		{"bump without mark", Config{InitialCluster: cluster3, RevisionBump: 10}, FieldMarkCompacted, "revision bump"},
+		{"mark without bump", Config{InitialCluster: cluster3, MarkCompacted: true}, FieldMarkCompacted, "revision bump"},
+		{"token with space", Config{InitialCluster: cluster3, Token: "a b"}, FieldToken, "without spaces"},
+		{"config inside a data dir", Config{InitialCluster: cluster3, DataDirTemplate: "/d/{name}", ConfigDir: "/d/a"}, FieldConfigDir, "inside the data dir of a"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -114,7 +114,7 @@ func TestPlanBadInput(t *testing.T) {
 			_, err := NewPlan(tt.cfg)
 			var ce *ConfigError
 			if !errors.As(err, &ce) || ce.Field != tt.field || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("error %v, want a ConfigError of --%s containing %q", err, tt.field, tt.want)
+				t.Errorf("error %v, want a ConfigError of %s containing %q", err, tt.field, tt.want)
 			}
 			if err != nil && strings.Contains(err.Error(), "\n") {
 				t.Errorf("error spans lines: %q", err)
@@ -126,17 +126,17 @@ func TestPlanBadInput(t *testing.T) {
 func TestSourceBadInput(t *testing.T) {
 	tests := []struct {
 		src   Source
-		field string
+		field Field
 	}{
-		{Source{}, "from"},
-		{Source{From: "s3://bucket"}, "snapshot"},
-		{Source{From: "snap.db", Snapshot: "latest"}, "snapshot"},
-		{Source{From: "snap.db", Tag: "etcd-1"}, "snapshot"},
+		{Source{}, FieldFrom},
+		{Source{From: "s3://bucket"}, FieldSnapshot},
+		{Source{From: "snap.db", Snapshot: "latest"}, FieldSnapshot},
+		{Source{From: "snap.db", Tag: "etcd-1"}, FieldSnapshot},
 	}
 	for _, tt := range tests {
 		var ce *ConfigError
 		if err := tt.src.Validate(); !errors.As(err, &ce) || ce.Field != tt.field {
-			t.Errorf("%+v: error %v, want one of --%s", tt.src, err, tt.field)
+			t.Errorf("%+v: error %v, want one of %s", tt.src, err, tt.field)
 		}
 	}
 }

@@ -32,6 +32,8 @@ type Source struct {
 	// SpoolDir holds the decoded copy of a bucket's or an encoded file's
 	// snapshot; empty means the system's temporary dir.
 	SpoolDir string
+	// Bucket tunes the bucket of a bucket URL (its stall timeout).
+	Bucket   []backup.StoreOption
 	Progress backup.Progress
 	Logger   *zap.Logger
 }
@@ -43,11 +45,11 @@ func IsBucket(from string) bool { return strings.Contains(from, "://") }
 func (s Source) Validate() error {
 	switch {
 	case s.From == "":
-		return configErr("from", "", "expected a snapshot file or a bucket URL")
+		return configErr(FieldFrom, "", "expected a snapshot file or a bucket URL")
 	case IsBucket(s.From) && s.Snapshot == "":
-		return configErr("snapshot", "", "expected a snapshot NAME or latest with a bucket URL (etcdops backup list shows the names)")
+		return configErr(FieldSnapshot, "", "expected a snapshot NAME or latest with a bucket URL (etcdops backup list shows the names)")
 	case !IsBucket(s.From) && (s.Snapshot != "" || s.Tag != ""):
-		return configErr("snapshot", s.Snapshot, "expected only with a bucket URL: --from %s is a file", s.From)
+		return configErr(FieldSnapshot, s.Snapshot, "expected only with a bucket URL, not with the file %s", s.From)
 	}
 	return nil
 }
@@ -200,7 +202,7 @@ const checkManifest = "manifest revision and keys"
 const trailerSize = 32
 
 func fromBucket(ctx context.Context, src Source) (*Snapshot, error) {
-	store, err := backup.OpenStore(ctx, src.From)
+	store, err := backup.OpenStore(ctx, src.From, src.Bucket...)
 	if err != nil {
 		return nil, err
 	}
@@ -231,10 +233,10 @@ func fromFile(ctx context.Context, src Source, lg *zap.Logger) (*Snapshot, error
 	path := src.From
 	fi, err := os.Stat(path)
 	if err != nil {
-		return nil, fmt.Errorf("--from: %w", err)
+		return nil, fmt.Errorf("snapshot: %w", err)
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("--from %s: expected a snapshot file", path)
+		return nil, fmt.Errorf("snapshot %s: expected a snapshot file", path)
 	}
 	store, snap, err := backup.OpenLocal(ctx, path)
 	switch {
@@ -265,13 +267,13 @@ func fromFile(ctx context.Context, src Source, lg *zap.Logger) (*Snapshot, error
 	}
 	s := &Snapshot{Source: path, Encoding: "plain", path: path}
 	if src.SkipHashCheck {
-		lg.Warn("--skip-hash-check: not checking the snapshot's sha256; bolt's consistency check still runs", zap.String("snapshot", path))
+		lg.Warn("not checking the snapshot's sha256, as asked; bolt's consistency check still runs", zap.String("snapshot", path))
 		return s, nil
 	}
 	s.checkHash = func() error {
 		err := backup.CheckFile(ctx, path, nil, src.Progress)
 		if errors.Is(err, backup.ErrNoTrailer) {
-			return fmt.Errorf("%w: a database copied from a data dir has none; to restore it without that check, add --skip-hash-check", err)
+			return fmt.Errorf("%w: a database copied from a data dir has none", err)
 		}
 		return err
 	}
@@ -282,7 +284,7 @@ func fromFile(ctx context.Context, src Source, lg *zap.Logger) (*Snapshot, error
 func (s *Snapshot) makeSpool(dir string) error {
 	spool, err := os.MkdirTemp(dir, ".etcdops-restore-")
 	if err != nil {
-		return fmt.Errorf("--spool-dir: %w", err)
+		return fmt.Errorf("spool dir: %w", err)
 	}
 	s.spool, s.path = spool, filepath.Join(spool, "snapshot.db")
 	return nil

@@ -7,24 +7,26 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/etcdops/etcdops/backup"
+	"github.com/etcdops/etcdops/restore"
 )
 
 // backupFlags names the flag of each backup.Field that the backup commands share; commands add
 // their own (the bucket is --to in save, --from elsewhere). A field without a flag (a snapshot
 // NAME argument) keeps the package's wording.
 var backupFlags = map[backup.Field]string{
-	backup.FieldBucket:      "--from",
-	backup.FieldTag:         "--tag",
-	backup.FieldMember:      "--member",
-	backup.FieldIdentity:    "--identity",
-	backup.FieldRecipient:   "--age-recipient",
-	backup.FieldSpoolDir:    "--spool-dir",
-	backup.FieldKeepLast:    "--keep-last",
-	backup.FieldKeepHourly:  "--keep-hourly",
-	backup.FieldKeepDaily:   "--keep-daily",
-	backup.FieldKeepWeekly:  "--keep-weekly",
-	backup.FieldKeepMonthly: "--keep-monthly",
-	backup.FieldKeepWithin:  "--keep-within",
+	backup.FieldBucket:       "--from",
+	backup.FieldTag:          "--tag",
+	backup.FieldMember:       "--member",
+	backup.FieldIdentity:     "--identity",
+	backup.FieldRecipient:    "--age-recipient",
+	backup.FieldSpoolDir:     "--spool-dir",
+	backup.FieldKeepLast:     "--keep-last",
+	backup.FieldKeepHourly:   "--keep-hourly",
+	backup.FieldKeepDaily:    "--keep-daily",
+	backup.FieldKeepWeekly:   "--keep-weekly",
+	backup.FieldKeepMonthly:  "--keep-monthly",
+	backup.FieldKeepWithin:   "--keep-within",
+	backup.FieldStallTimeout: "--stall-timeout",
 }
 
 // withBackupFlags runs a backup command's action and turns the backup package's input errors
@@ -57,9 +59,42 @@ func backupFlagError(err error, flags map[backup.Field]string) error {
 		return usageError(ie)
 	case errors.Is(ie, backup.ErrExists):
 		return usageError(fmt.Errorf("%s %s: file exists (use --force to replace it)", flag, ie.Value))
-	case ie.Value == "":
-		return usageError(fmt.Errorf("%s: %w", flag, ie.Err))
 	default:
-		return usageError(fmt.Errorf("%s %q: %w", flag, ie.Value, ie.Err))
+		return flagUsageError(flag, ie.Value, ie.Err)
 	}
+}
+
+// flagUsageError is the usage error (exit 2) of bad input in flag: its value (empty when there is
+// none to show) is wrong as reason says.
+func flagUsageError(flag, value string, reason error) error {
+	if value == "" {
+		return usageError(fmt.Errorf("%s: %w", flag, reason))
+	}
+	return usageError(fmt.Errorf("%s %q: %w", flag, value, reason))
+}
+
+// restoreFlags names the flag of each restore.Field; migrate's --add maps its own.
+var restoreFlags = map[restore.Field]string{
+	restore.FieldFrom:            "--from",
+	restore.FieldSnapshot:        "--snapshot",
+	restore.FieldInitialCluster:  "--initial-cluster",
+	restore.FieldToken:           "--initial-cluster-token",
+	restore.FieldName:            "--name",
+	restore.FieldClientURLs:      "--client-urls",
+	restore.FieldDataDirTemplate: "--data-dir-template",
+	restore.FieldConfigDir:       "--config-dir",
+	restore.FieldMarkCompacted:   "--mark-compacted",
+}
+
+// restoreInputError is err, or, for a *restore.ConfigError, a usage error that names the flag.
+func restoreInputError(err error) error {
+	var ce *restore.ConfigError
+	if !errors.As(err, &ce) {
+		return err
+	}
+	flag, ok := restoreFlags[ce.Field]
+	if !ok {
+		return usageError(err)
+	}
+	return flagUsageError(flag, ce.Value, errors.New(ce.Reason))
 }

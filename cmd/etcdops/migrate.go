@@ -110,7 +110,7 @@ func migrateRequest(c *cli.Context) (*migrateInput, error) {
 		files.InitialCluster = strings.Join(cluster, ",")
 		if in.newMembers, err = restore.Members(files); err != nil {
 			var ce *restore.ConfigError
-			if errors.As(err, &ce) && ce.Field == "initial-cluster" {
+			if errors.As(err, &ce) && ce.Field == restore.FieldInitialCluster {
 				// The adds, as etcd would read them: two with one name or peer URL.
 				return nil, usageError(fmt.Errorf("--add: %s", ce.Reason))
 			}

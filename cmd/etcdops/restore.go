@@ -63,12 +63,16 @@ func restoreCommand() *cli.Command {
 			&cli.BoolFlag{Name: "mark-compacted", Usage: "mark the bumped revision compacted, so that old watches relist"},
 			&cli.BoolFlag{Name: "move-aside", Usage: "rename existing data dirs and differing config files to <path>.old-<time>"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "check the snapshot and the targets, print the plan, write nothing"},
-		}, append(memberFileFlags(), flagSpool, flagQuiet, flagOutput, flagLogLevel)...),
+		}, append(memberFileFlags(), flagSpool, flagStall, flagQuiet, flagOutput, flagLogLevel)...),
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return usageError(fmt.Errorf("restore: %w", err))
 		},
 		Action: func(c *cli.Context) error {
-			if err := backupFlagError(restoreAction(c), restoreBackupFlags); err != nil {
+			err := backupFlagError(restoreAction(c), restoreBackupFlags)
+			if errors.Is(err, backup.ErrNoTrailer) {
+				err = fmt.Errorf("%w; to restore it without that check, add --skip-hash-check", err)
+			}
+			if err != nil {
 				return fmt.Errorf("restore: %w", err)
 			}
 			return nil
@@ -79,7 +83,7 @@ func restoreCommand() *cli.Command {
 // restoreBackupFlags names restore's flags for the backup package's input errors.
 var restoreBackupFlags = map[backup.Field]string{
 	backup.FieldBucket: "--from", backup.FieldSnapshot: "--snapshot", backup.FieldTag: "--tag",
-	backup.FieldIdentity: "--identity", backup.FieldSpoolDir: "--spool-dir",
+	backup.FieldIdentity: "--identity", backup.FieldSpoolDir: "--spool-dir", backup.FieldStallTimeout: "--stall-timeout",
 }
 
 func restoreAction(c *cli.Context) error {
@@ -107,7 +111,7 @@ func restoreAction(c *cli.Context) error {
 	}
 	defer lg.Sync()
 	src := restore.Source{From: c.String("from"), Snapshot: c.String("snapshot"), Tag: c.String("tag"), Identities: ids,
-		SkipHashCheck: c.Bool("skip-hash-check"), SpoolDir: c.String("spool-dir"), Progress: newProgress(c.Bool("quiet")), Logger: lg}
+		SkipHashCheck: c.Bool("skip-hash-check"), SpoolDir: c.String("spool-dir"), Bucket: storeOptions(c), Progress: newProgress(c.Bool("quiet")), Logger: lg}
 	if err := src.Validate(); err != nil {
 		return restoreInputError(err)
 	}
@@ -172,15 +176,6 @@ func memberFiles(c *cli.Context) restore.Config {
 			PeerTrustedCAFile: c.String("peer-trusted-ca-file"), PeerClientCertAuth: c.Bool("peer-client-cert-auth"),
 		},
 	}
-}
-
-// restoreInputError marks the restore package's input errors as usage errors.
-func restoreInputError(err error) error {
-	var ce *restore.ConfigError
-	if errors.As(err, &ce) {
-		return usageError(err)
-	}
-	return err
 }
 
 func printRestorePlan(w io.Writer, r *restore.Result) {

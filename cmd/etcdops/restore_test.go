@@ -260,7 +260,7 @@ func TestRestoreBadInput(t *testing.T) {
 		{"malformed initial cluster", []string{"--from", plain, "--initial-cluster", "m0:http://h:2380"}, `expected name=peerURL`, 2},
 		{"duplicate names", []string{"--from", plain, "--initial-cluster", "m0=http://h:2380,m0=http://h:2381"}, "member m0 is listed twice", 2},
 		{"duplicate peer URLs", []string{"--from", plain, "--initial-cluster", "m0=http://h:2380,m1=http://h:2380"}, "the same peer URL", 2},
-		{"name not in cluster", []string{"--from", plain, "--initial-cluster", cluster, "--name", "m9"}, "not a member of --initial-cluster", 2},
+		{"name not in cluster", []string{"--from", plain, "--initial-cluster", cluster, "--name", "m9"}, "not a member of the initial cluster", 2},
 		{"template without name", []string{"--from", plain, "--initial-cluster", cluster, "--data-dir-template", target + "/etcd"}, "expected {name} in it", 2},
 		{"bump without mark", []string{"--from", plain, "--initial-cluster", cluster, "--bump-revision", "10"}, "--mark-compacted", 2},
 		{"bad number", []string{"--from", plain, "--initial-cluster", cluster, "--bump-revision", "lots"}, "bump-revision", 2},
