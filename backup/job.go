@@ -13,8 +13,8 @@ import (
 // BackupResult is what one Backup did.
 type BackupResult struct {
 	Manifest *Manifest
-	// Pruned counts the snapshots retention removed (or tried to remove,
-	// when PruneErr says some removals failed).
+	// Pruned counts the snapshots retention removed; removals that failed
+	// (see PruneErr) are not counted.
 	Pruned int
 	// PruneErr is a failure of retention after a successful save: it is
 	// reported, and does not make the backup fail.
@@ -41,7 +41,7 @@ func Backup(ctx context.Context, store *Store, cfg SaveConfig, policy Policy) (*
 	res := &BackupResult{Manifest: m}
 	decisions, err := Prune(ctx, store, m.Tag, policy, now, false, lg)
 	for _, d := range decisions {
-		if !d.Keep {
+		if d.Removed {
 			res.Pruned++
 		}
 	}

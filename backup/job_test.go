@@ -94,22 +94,30 @@ func TestBackupSavesThenPrunes(t *testing.T) {
 		}
 	})
 
-	t.Run("a prune failure does not fail the backup", func(t *testing.T) {
+	t.Run("a prune failure does not fail the backup, nor counts as pruned", func(t *testing.T) {
 		url, dir := fileBucket(t)
 		// An old incomplete upload whose manifest name is taken by a
-		// non-empty directory: removing it fails.
+		// non-empty directory: removing it fails. An old complete
+		// snapshot beside it is removed.
 		touch(t, dir, "job_2026-11-29_00-00-00.db", false)
 		if err := os.MkdirAll(filepath.Join(dir, "job_2026-11-29_00-00-00.db.json", "x"), 0o700); err != nil {
 			t.Fatal(err)
 		}
+		touch(t, dir, "job_2026-11-28_00-00-00.db", true)
 		c := cfg(c.Endpoints(), slot)
 		c.Tag = "job"
-		res, err := backup.Backup(ctx, openStore(t, url), c, backup.Policy{Last: 5})
+		res, err := backup.Backup(ctx, openStore(t, url), c, backup.Policy{Last: 1})
 		if err != nil || res.Manifest == nil || res.PruneErr == nil {
 			t.Fatalf("backup = %+v, %v; want saved with a retention error", res, err)
 		}
 		if !exists(dir, res.Manifest.Name+".json") {
 			t.Error("the snapshot's manifest is missing")
+		}
+		if exists(dir, "job_2026-11-28_00-00-00.db") || !exists(dir, "job_2026-11-29_00-00-00.db") {
+			t.Error("retention did not remove the old complete snapshot, or removed the one it failed on")
+		}
+		if res.Pruned != 1 {
+			t.Errorf("pruned %d, want 1: the removal that failed is not counted", res.Pruned)
 		}
 	})
 

@@ -12,8 +12,8 @@ import (
 // Prune applies p to the snapshots of tag (every tag when empty) from
 // their names alone, and removes what it does not keep unless dryRun, with
 // what killed or failed saves left (see removeLeftovers). It
-// returns every decision; a failed removal is reported but does not stop
-// the others.
+// returns every decision, with Removed set on those it removed; a failed
+// removal is reported but does not stop the others.
 func Prune(ctx context.Context, store *Store, tag string, p Policy, now time.Time, dryRun bool, lg *zap.Logger) ([]Decision, error) {
 	if lg == nil {
 		lg = zap.NewNop()
@@ -30,7 +30,8 @@ func Prune(ctx context.Context, store *Store, tag string, p Policy, now time.Tim
 		return decisions, nil
 	}
 	var errs []error
-	for _, d := range decisions {
+	for i := range decisions {
+		d := &decisions[i]
 		if d.Keep {
 			continue
 		}
@@ -38,6 +39,7 @@ func Prune(ctx context.Context, store *Store, tag string, p Policy, now time.Tim
 			errs = append(errs, err)
 			continue
 		}
+		d.Removed = true
 		lg.Info("removed snapshot", zap.String("name", d.Snapshot.Key()), zap.Strings("reasons", d.Reasons))
 	}
 	if err := store.removeLeftovers(ctx, snaps, lg); err != nil {

@@ -46,6 +46,9 @@ type Decision struct {
 	Snapshot Snapshot
 	Keep     bool
 	Reasons  []string
+	// Removed is set by Prune when it removed the snapshot (or found it
+	// already gone); a removal that failed leaves it false.
+	Removed bool
 }
 
 // ApplyPolicy decides, for every snapshot, whether p keeps it. Each tag is

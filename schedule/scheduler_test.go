@@ -212,6 +212,45 @@ func TestFailedRunIsCountedAndNeverPrunes(t *testing.T) {
 	}
 }
 
+// The pruned metric counts the snapshots retention removed, not the
+// removals it tried: one old upload here can never be removed.
+func TestPrunedCountsOnlyRemovedSnapshots(t *testing.T) {
+	c := etcdtest.StartEmbedded(t, 1)
+	etcdtest.Put(t, c.Client(), "k", "v")
+	url := "file://" + t.TempDir()
+	dir := strings.TrimPrefix(url, "file://")
+	// An incomplete upload (no manifest) long past its grace, whose
+	// manifest name is taken by a non-empty directory: removing it fails.
+	stuck := "job_2026-01-01_00-00-00.db"
+	if err := os.WriteFile(filepath.Join(dir, stuck), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, stuck+".json", "x"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	job := testJob(t, c.Endpoints(), JobConfig{Name: "j", Cron: "@every 1s", To: url, Tag: "job", KeepLast: 1})
+	r := start(t, Config{Jobs: []Job{job}, MaxAge: time.Hour})
+	etcdtest.Eventually(t, 60*time.Second, func() error {
+		if n := r.runs("j", resultSuccess); n < 3 {
+			return fmt.Errorf("%v successful runs", n)
+		}
+		return nil
+	})
+	r.stop(t)
+	saved := r.runs("j", resultSuccess)
+	left := float64(len(complete(t, url, "job")))
+	pruned := testutil.ToFloat64(r.metrics.pruned.WithLabelValues("j"))
+	if pruned != saved-left {
+		t.Errorf("pruned metric %v; %v saves left %v snapshots, so %v were removed", pruned, saved, left, saved-left)
+	}
+	if n := testutil.ToFloat64(r.metrics.pruneFailures.WithLabelValues("j")); n != saved {
+		t.Errorf("%v prune failures in %v runs, want one each", n, saved)
+	}
+	if _, err := os.Stat(filepath.Join(dir, stuck)); err != nil {
+		t.Errorf("the upload that cannot be removed: %v", err)
+	}
+}
+
 func TestOverlappingRunIsSkipped(t *testing.T) {
 	c := etcdtest.StartEmbedded(t, 1)
 	// About 1 MiB of data through a bucket taking 256 KiB/s: each run
