@@ -16,7 +16,6 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
-	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
 
 	"github.com/etcdops/etcdops/backup"
 	"github.com/etcdops/etcdops/internal/etcdclient"
@@ -40,6 +39,21 @@ var backupKeys = map[string]string{
 	"keep-weekly":  "… and the newest of each of the last `N` weeks",
 	"keep-monthly": "… and the newest of each of the last `N` months",
 	"keep-within":  "… and every one within `DURATION` of the newest",
+	"user":         "take the scheduled backups as etcd user `NAME` when auth is on (snapshots need the root role); its password only in ETCDOPS_BACKUP_PASSWORD or the config file key backup-password",
+}
+
+// backupPassword is the one backup key with no flag, so that the password
+// shows neither in the process list nor in the logged command line.
+const backupPassword = "password"
+
+// backupSettingKeys are the keys read from the environment and the config
+// file: backupKeys and the password.
+func backupSettingKeys() []string {
+	keys := []string{backupPassword}
+	for k := range backupKeys {
+		keys = append(keys, k)
+	}
+	return keys
 }
 
 // boolString is a boolean flag kept as its text.
@@ -77,8 +91,8 @@ func backupEnv(key string) string {
 
 // backupJob gathers the backup settings from the config file (if any),
 // the environment and the flags, and validates them. It returns nil when
-// none is set.
-func (f *flagSet) backupJob(configFile string) (*schedule.JobConfig, error) {
+// none is set, and sets the credentials on cfg.
+func (f *flagSet) backupJob(configFile string, cfg *Config) (*schedule.JobConfig, error) {
 	vals := map[string]string{}
 	source := map[string]string{}
 	if configFile != "" {
@@ -90,13 +104,13 @@ func (f *flagSet) backupJob(configFile string) (*schedule.JobConfig, error) {
 		if err := yaml.Unmarshal(b, &m); err != nil {
 			return nil, fmt.Errorf("config file %s: %w", configFile, oneLine(err))
 		}
-		for k := range backupKeys {
+		for _, k := range backupSettingKeys() {
 			if v, ok := lookupFold(m, "backup-"+k); ok && v != nil {
 				vals[k], source[k] = fmt.Sprint(v), "config file key backup-"+k
 			}
 		}
 	}
-	for k := range backupKeys {
+	for _, k := range backupSettingKeys() {
 		if v, ok := os.LookupEnv(backupEnv(k)); ok {
 			vals[k], source[k] = v, backupEnv(k)
 		}
@@ -118,6 +132,15 @@ func (f *flagSet) backupJob(configFile string) (*schedule.JobConfig, error) {
 	jc := &schedule.JobConfig{Name: "backup", Cron: vals["cron"], To: vals["to"], Tag: vals["tag"], KeepWithin: vals["keep-within"]}
 	if jc.Cron == "" {
 		return nil, fmt.Errorf("--backup-cron: required with the other backup settings (%s)", name(firstKey(vals)))
+	}
+	cfg.BackupUser, cfg.BackupPassword = vals["user"], vals[backupPassword]
+	if strings.Contains(cfg.BackupUser, ":") {
+		// Not echoed: it may hold a password.
+		return nil, fmt.Errorf("%s: expected a user name without ':'; give the password in %s or the config file key backup-%s",
+			name("user"), backupEnv(backupPassword), backupPassword)
+	}
+	if cfg.BackupPassword != "" && cfg.BackupUser == "" {
+		return nil, fmt.Errorf("%s: given without a user (%s)", name(backupPassword), name("user"))
 	}
 	if s, ok := vals["compress"]; ok {
 		c, err := strconv.ParseBool(s)
@@ -187,6 +210,7 @@ func runBackups(ctx context.Context, e *embed.Etcd, cfg *Config, lg *zap.Logger)
 	tls := ec.ClientTLSInfo
 	ccfg := etcdclient.Config{Endpoints: []string{ec.AdvertiseClientUrls[0].String()}, CACert: tls.TrustedCAFile,
 		Cert: tls.CertFile, Key: tls.KeyFile, InsecureSkipTLSVerify: ec.ClientAutoTLS,
+		User: cfg.BackupUser, Password: cfg.BackupPassword,
 		DialTimeout: backupCommandTimeout, CommandTimeout: backupCommandTimeout}
 	if tls.ClientCertFile != "" {
 		ccfg.Cert, ccfg.Key = tls.ClientCertFile, tls.ClientKeyFile
@@ -205,15 +229,25 @@ func runBackups(ctx context.Context, e *embed.Etcd, cfg *Config, lg *zap.Logger)
 	if job.Save.Tag == "" {
 		job.Save.Tag = backup.ClusterTag(uint64(e.Server.Cluster().ID()))
 	}
-	local := v3client.New(e.Server)
-	defer local.Close()
-	claimer := &schedule.Claimer{KV: local, Lease: local, Member: ec.Name, TTL: schedule.ClaimTTL(job.Cron, time.Now()), Timeout: backupCommandTimeout}
-	job.Claim = claimer.Claim
+	// Claims go through the member's client URL, as the snapshot does, so
+	// that etcd's auth (user or client certificate) applies to them too;
+	// an in-process client carries no credentials. A connection per slot:
+	// a refused login or a lost quorum skips that slot, not the schedule.
+	ttl := schedule.ClaimTTL(job.Cron, time.Now())
+	job.Claim = func(ctx context.Context, tag string, at time.Time) (bool, error) {
+		cli, err := dial(ccfg.Endpoints...)
+		if err != nil {
+			return false, err
+		}
+		defer cli.Close()
+		claimer := &schedule.Claimer{KV: cli, Lease: cli, Member: ec.Name, TTL: ttl, Timeout: backupCommandTimeout}
+		return claimer.Claim(ctx, tag, at)
+	}
 	s, err := schedule.New(schedule.Config{Jobs: jobs, Logger: lg, Registerer: prometheus.DefaultRegisterer})
 	if err != nil {
 		return err
 	}
 	lg.Info("scheduled backups", zap.String("cron", job.Cron.Text), zap.String("to", backup.Redact(job.To)),
-		zap.String("tag", job.Save.Tag), zap.String("claims", schedule.ClaimPrefix+job.Save.Tag+"/"))
+		zap.String("tag", job.Save.Tag), zap.String("claims", schedule.ClaimPrefix+job.Save.Tag+"/"), zap.String("user", cfg.BackupUser))
 	return s.Run(ctx)
 }

@@ -51,6 +51,10 @@ type Config struct {
 
 	// Backup is the member's own backup schedule (--backup-*), nil for none.
 	Backup *schedule.JobConfig
+	// BackupUser and BackupPassword are the etcd user the scheduled
+	// backups log in as (--backup-user, ETCDOPS_BACKUP_PASSWORD), when the
+	// cluster has auth enabled. The password is never logged.
+	BackupUser, BackupPassword string
 	// EtcdopsVersion is recorded in the manifests of scheduled backups.
 	EtcdopsVersion string
 
@@ -137,7 +141,7 @@ func Parse(args []string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Backup, err = f.backupJob(f.configFile); err != nil {
+	if cfg.Backup, err = f.backupJob(f.configFile, cfg); err != nil {
 		return nil, err
 	}
 	deprecated, err := applyDeprecated(cfg.Embed)

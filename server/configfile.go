@@ -143,7 +143,7 @@ func knownConfigKeys() map[string]bool {
 	for _, k := range fileOnlyKeys {
 		known[k] = true
 	}
-	for k := range backupKeys {
+	for _, k := range backupSettingKeys() {
 		known["backup-"+k] = true
 	}
 	return known

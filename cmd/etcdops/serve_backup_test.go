@@ -160,6 +160,12 @@ func TestServeBackupBadInput(t *testing.T) {
 		{"bad zone in config file", nil, nil, "name: a\nbackup-cron: CRON_TZ=Atlantis/Capital @daily\nbackup-to: mem://\n",
 			`config file key backup-cron: cron spec "CRON_TZ=Atlantis/Capital @daily": provided bad location Atlantis/Capital`},
 		{"bad tag", []string{"--backup-cron", "@hourly", "--backup-to", "mem://", "--backup-tag", "a_b"}, nil, "", `--backup-tag: "a_b": expected letters`},
+		{"password in the user", []string{"--backup-cron", "@hourly", "--backup-to", "mem://", "--backup-user", "root:pw"}, nil, "",
+			"--backup-user: expected a user name without ':'; give the password in ETCDOPS_BACKUP_PASSWORD or the config file key backup-password"},
+		{"password without user", []string{"--backup-cron", "@hourly", "--backup-to", "mem://"}, []string{"ETCDOPS_BACKUP_PASSWORD=pw"}, "",
+			"ETCDOPS_BACKUP_PASSWORD: given without a user (--backup-user)"},
+		{"password as a flag", []string{"--backup-cron", "@hourly", "--backup-to", "mem://", "--backup-user", "root", "--backup-password", "pw"}, nil, "",
+			"unknown flag --backup-password"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
