@@ -88,6 +88,36 @@ func TestCheckDeadEndpointsWithinTimeout(t *testing.T) {
 	}
 }
 
+func TestCheckClusterSkipsMembers(t *testing.T) {
+	c := etcdtest.StartEmbedded(t, 3)
+	skipped := c.Members[2].Spec
+	r, err := Check(context.Background(), Options{
+		Client:  etcdclient.Config{Endpoints: []string{c.Members[0].Spec.ClientURL}, DialTimeout: 2 * time.Second},
+		Cluster: true, Timeout: 5 * time.Second,
+		Skip: func(m Member) bool { return m.Name == skipped.Name },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Endpoints) != 2 {
+		t.Fatalf("checked %d endpoints, want the 2 members not skipped: %+v", len(r.Endpoints), r.Endpoints)
+	}
+	for _, e := range r.Endpoints {
+		if e.Endpoint == skipped.ClientURL || !e.Healthy {
+			t.Errorf("endpoint %+v: want the healthy members only", e)
+		}
+	}
+	v := Evaluate(r, DefaultThresholds())
+	for _, m := range v.Summary.Members {
+		if want := m.Name == skipped.Name; (m.State == StateNotChecked) != want {
+			t.Errorf("member %s is %s; want not checked only for the skipped one", m.Name, m.State)
+		}
+	}
+	if v.Summary.Voters != 3 || v.Status == Critical {
+		t.Errorf("verdict %v, summary %+v: want 3 voters and quorum", v.Status, v.Summary)
+	}
+}
+
 func TestCheckBadOptions(t *testing.T) {
 	cfg := etcdclient.Config{Endpoints: []string{"127.0.0.1:1"}, DialTimeout: time.Second}
 	if _, err := Check(context.Background(), Options{Client: cfg}); err == nil {
