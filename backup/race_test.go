@@ -36,7 +36,7 @@ func (b *barrier) Done() {}
 func TestSavesRacingForOneNameKeepOne(t *testing.T) {
 	clusters := []*etcdtest.EmbeddedCluster{etcdtest.StartEmbedded(t, 1), etcdtest.StartEmbedded(t, 1)}
 	for i, c := range clusters {
-		fill(t, c.Client(), "/k/", 60+10*i, 100_000) // over one 5 MiB part: multipart uploads race too
+		fill(t, c.Client(), "/k/", 90+10*i, 100_000) // over one 8 MiB part: multipart uploads race too
 	}
 	at := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
 	for _, b := range objtest.Backends(t) {

@@ -24,7 +24,7 @@ type StoreOption func(*Store) error
 // WithStallTimeout fails a transfer to or from the bucket when one call
 // into it (a read, a write, the commit of an upload) makes no progress for
 // d. A multipart upload's write waits while a part is sent, so d must
-// exceed the time one 5 MiB part takes on the slowest link expected.
+// exceed the time one 8 MiB part takes on the slowest link expected.
 func WithStallTimeout(d time.Duration) StoreOption {
 	return func(s *Store) error {
 		if d <= 0 {

@@ -42,7 +42,7 @@ var (
 	flagQuiet    = &cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar even on a terminal"}
 	flagLogLevel = &cli.StringFlag{Name: "log-level", Value: "info", Usage: "log `LEVEL`: debug, info, warn, error"}
 	flagStall    = &cli.DurationFlag{Name: "stall-timeout", Value: backup.DefaultStallTimeout,
-		Usage: "fail a transfer to or from the bucket when no byte moves for `DURATION` (at least the time one 5 MiB part takes)"}
+		Usage: "fail a transfer to or from the bucket when no byte moves for `DURATION` (at least the time one 8 MiB part takes)"}
 )
 
 // storeOptions are the bucket options of a command's flags.
@@ -184,7 +184,7 @@ func limitMemory(bucketURL string) {
 	}
 	limit := int64(32 << 20)
 	if !strings.HasPrefix(bucketURL, "file:") && !strings.HasPrefix(bucketURL, "mem:") {
-		limit += 16 << 20
+		limit += backup.UploadMemory
 	}
 	debug.SetMemoryLimit(limit)
 }

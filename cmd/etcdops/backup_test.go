@@ -176,7 +176,7 @@ func TestBackupCredentialsStayOutOfOutput(t *testing.T) {
 func TestBackupS3MultipartReadsLogThroughLogger(t *testing.T) {
 	c := etcdtest.StartEmbedded(t, 1)
 	cli := etcdtest.NewClient(t, c.Endpoints()...)
-	for i := range 200 { // ~13 MiB: three 5 MiB parts
+	for i := range 300 { // ~19 MiB: three 8 MiB parts
 		etcdtest.Put(t, cli, fmt.Sprintf("/big/%03d", i), strings.Repeat("x", 64<<10))
 	}
 	s3 := objtest.S3(t)

@@ -58,12 +58,12 @@ func startEtcdops(t *testing.T, env []string, args ...string) *exec.Cmd {
 
 // saveKilled kills `backup save` with SIGKILL while it uploads to the
 // backend: a proxy in front of the member pauses the snapshot stream once
-// 6 MiB went through (more than one 5 MiB upload part).
+// 9 MiB of the 10 MiB went through (more than one 8 MiB upload part).
 func saveKilled(backendName string) func(t *testing.T, fx *faultFixture) {
 	return func(t *testing.T, fx *faultFixture) {
 		be := backend(t, backendName)
 		bucket := be.NewBucket(t)
-		p := startProxy(t, etcdtest.HostPort(t, fx.endpoint), pause, false, 6<<20)
+		p := startProxy(t, etcdtest.HostPort(t, fx.endpoint), pause, false, 9<<20)
 		cmd := startEtcdops(t, be.Env, "backup", "save", "--endpoints", "http://"+p.Addr, "--to", bucket)
 		p.WaitFired(t, time.Minute)
 		cmd.Process.Kill()
