@@ -83,7 +83,9 @@ func (s *Store) closeNew(w *blob.Writer, key string, cancel context.CancelFunc, 
 	taken := gcerrors.Code(err) == gcerrors.FailedPrecondition
 	if errors.Is(err, errDriverPanic) {
 		// The upload failed for a reason the driver lost: the name is taken if an object has it.
-		_, aerr := s.bucket.Attributes(context.Background(), key)
+		actx, cancel := context.WithTimeout(context.Background(), s.stall)
+		defer cancel()
+		_, aerr := s.bucket.Attributes(actx, key)
 		taken = aerr == nil
 	}
 	if taken {
@@ -118,6 +120,9 @@ func OpenStore(ctx context.Context, rawURL string, opts ...StoreOption) (*Store,
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, inputErr(FieldBucket, Redact(rawURL), "no such bucket")
 	}
+	if reason, ok := badQuery(err); ok {
+		return nil, inputErr(FieldBucket, Redact(rawURL), "%s: expected prefix or the parameters gocloud.dev documents for %s:// URLs", reason, u.Scheme)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", Redact(rawURL), cleanErr(err))
 	}
@@ -147,7 +152,24 @@ func ParseBucketURL(rawURL string) (*url.URL, error) {
 	if !slices.Contains(Schemes, u.Scheme) {
 		return nil, inputErr(FieldBucket, Redact(rawURL), "unknown scheme %q, expected one of %s", u.Scheme, strings.Join(Schemes, ", "))
 	}
+	switch {
+	case u.Scheme == "file" && u.Path == "":
+		return nil, inputErr(FieldBucket, Redact(rawURL), "expected file:///path/to/dir")
+	case u.Scheme != "file" && u.Scheme != "mem" && u.Host == "":
+		return nil, inputErr(FieldBucket, Redact(rawURL), "no bucket name: expected %s://BUCKET", u.Scheme)
+	}
 	return u, nil
+}
+
+// badQuery tells whether err, from opening a bucket, is about its URL's
+// query, and returns the reason without the URL (gocloud repeats it with
+// the parameters withDefaults added).
+func badQuery(err error) (string, bool) {
+	if err == nil || !strings.Contains(err.Error(), "query parameter") {
+		return "", false
+	}
+	msg := err.Error()
+	return msg[strings.LastIndex(msg, ": ")+2:], true
 }
 
 // withDefaults adds etcdops' defaults to a bucket URL. For file:// they are
@@ -370,11 +392,12 @@ func Redact(rawURL string) string {
 	if err != nil {
 		return "<unparsable URL>"
 	}
+	changed := false
 	if u.User != nil {
 		u.User = url.User("REDACTED")
+		changed = true
 	}
 	q := u.Query()
-	changed := false
 	for k := range q {
 		for _, s := range secretParams {
 			if strings.Contains(strings.ToLower(k), s) {
@@ -383,9 +406,10 @@ func Redact(rawURL string) string {
 			}
 		}
 	}
-	if changed {
-		u.RawQuery = q.Encode()
+	if !changed {
+		return rawURL
 	}
+	u.RawQuery = q.Encode()
 	return u.String()
 }
 
