@@ -78,8 +78,15 @@ const (
 	FieldDataDirTemplate Field = "data dir template"     // Config.DataDirTemplate
 	FieldConfigDir       Field = "config dir"            // Config.ConfigDir
 	FieldMarkCompacted   Field = "mark compacted"        // Config.MarkCompacted with RevisionBump
-	FieldTLS             Field = "TLS files"             // Config.TLS
+	FieldCertFile        Field = "cert file"             // Config.TLS.CertFile
+	FieldKeyFile         Field = "key file"              // Config.TLS.KeyFile
+	FieldPeerCertFile    Field = "peer cert file"        // Config.TLS.PeerCertFile
+	FieldPeerKeyFile     Field = "peer key file"         // Config.TLS.PeerKeyFile
 )
+
+// tlsFields are the Fields of the TLS settings, by etcd's names.
+var tlsFields = map[string]Field{"cert-file": FieldCertFile, "key-file": FieldKeyFile,
+	"peer-cert-file": FieldPeerCertFile, "peer-key-file": FieldPeerKeyFile}
 
 // ConfigError is bad input: Field holds Value (empty when there is none to
 // show), which is wrong for Reason. Nothing was read or written.
@@ -194,6 +201,9 @@ func Members(cfg Config) ([]Member, error) {
 	clients, err := parseClientURLs(cfg.ClientURLs, members)
 	if err != nil {
 		return nil, err
+	}
+	if missing, given := cfg.TLS.MissingPair(); missing != "" {
+		return nil, configErr(tlsFields[missing], "", "expected with the %s, as etcd requires", tlsFields[given])
 	}
 	if tmpl := dataDirTemplate(cfg); !strings.Contains(tmpl, NameVar) && (cfg.Name == "" && len(members) > 1) {
 		return nil, configErr(FieldDataDirTemplate, tmpl, "expected %s in it: it names the data dirs of %d members", NameVar, len(members))

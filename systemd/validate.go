@@ -95,16 +95,11 @@ func (m Member) Validate() error {
 			return bad(p.flag, p.path, err)
 		}
 	}
-	for _, pair := range []struct{ cert, key, certFlag, keyFlag string }{
-		{m.CertFile, m.KeyFile, "cert-file", "key-file"},
-		{m.PeerCertFile, m.PeerKeyFile, "peer-cert-file", "peer-key-file"},
-	} {
-		switch {
-		case pair.cert != "" && pair.key == "":
-			return bad(pair.keyFlag, "", "the key of --"+pair.certFlag)
-		case pair.cert == "" && pair.key != "":
-			return bad(pair.certFlag, "", "the certificate of --"+pair.keyFlag)
-		}
+	tls := memberconf.TLS{CertFile: m.CertFile, KeyFile: m.KeyFile, PeerCertFile: m.PeerCertFile, PeerKeyFile: m.PeerKeyFile}
+	if missing, given := tls.MissingPair(); strings.HasSuffix(missing, "key-file") {
+		return bad(missing, "", "the key of --"+given)
+	} else if missing != "" {
+		return bad(missing, "", "the certificate of --"+given)
 	}
 	if err := m.validateEnv(); err != nil {
 		return err

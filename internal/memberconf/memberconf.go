@@ -25,6 +25,23 @@ type TLS struct {
 	PeerClientCertAuth bool   `json:"peer_client_cert_auth,omitempty"`
 }
 
+// MissingPair returns the first certificate given without its key, or key
+// without its certificate, that etcd would refuse: the setting missing and
+// the one given, by etcd's names ("key-file", "cert-file"); "" when none.
+func (t TLS) MissingPair() (missing, given string) {
+	for _, p := range []struct {
+		cert, key, certName, keyName string
+	}{{t.CertFile, t.KeyFile, "cert-file", "key-file"}, {t.PeerCertFile, t.PeerKeyFile, "peer-cert-file", "peer-key-file"}} {
+		switch {
+		case p.cert != "" && p.key == "":
+			return p.keyName, p.certName
+		case p.cert == "" && p.key != "":
+			return p.certName, p.keyName
+		}
+	}
+	return "", ""
+}
+
 // Member is one member's etcd settings, named and written as etcd's flags.
 // An empty string (or false) leaves etcd's default and is not written.
 type Member struct {
