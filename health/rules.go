@@ -17,13 +17,13 @@ func (j *judge) run() {
 		}
 		j.add(Unknown, "endpoints", "no endpoint answered: %s", strings.Join(errs, "; "))
 		if j.r.DiscoveryError != "" {
-			j.add(Unknown, "endpoints", "--cluster: %s", j.r.DiscoveryError)
+			j.add(Unknown, "endpoints", "member discovery: %s", j.r.DiscoveryError)
 		}
 		j.backups()
 		return
 	}
 	if j.r.DiscoveryError != "" {
-		j.add(Warning, "endpoints", "--cluster: %s; checked the given endpoints instead", j.r.DiscoveryError)
+		j.add(Warning, "endpoints", "member discovery: %s; checked the given endpoints instead", j.r.DiscoveryError)
 	}
 	j.quorum()
 	j.leader()
@@ -277,7 +277,7 @@ func (j *judge) backups() {
 	default:
 		j.sum.BackupAge, j.sum.BackupFound = age, true
 		if j.t.MaxBackupAge > 0 && age > j.t.MaxBackupAge {
-			j.add(Warning, "backups", "newest %s, %s, is %s old: more than --max-backup-age %s",
+			j.add(Warning, "backups", "newest %s, %s, is %s old: more than the %s allowed",
 				what, b.Newest, shortDuration(age), shortDuration(j.t.MaxBackupAge))
 		}
 	}

@@ -1,7 +1,6 @@
 package health
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -57,21 +56,48 @@ func DefaultThresholds() Thresholds {
 	return Thresholds{WarnDBPercent: 80, CritDBPercent: 95, WarnRaftLag: 1000}
 }
 
-// Validate checks that the thresholds make sense, naming the flag at fault.
+// Field names a threshold. The command line maps each to its flag.
+type Field string
+
+// The thresholds a ThresholdError can be about.
+const (
+	FieldWarnDBPercent Field = "warn db percent" // Thresholds.WarnDBPercent
+	FieldCritDBPercent Field = "crit db percent" // Thresholds.CritDBPercent
+	FieldMaxBackupAge  Field = "max backup age"  // Thresholds.MaxBackupAge
+)
+
+// ThresholdError is a threshold that makes no sense: Field holds Value,
+// which is wrong as Reason says; when With is set, Reason compares it with
+// that threshold, which holds WithValue.
+type ThresholdError struct {
+	Field, With              Field
+	Value, Reason, WithValue string
+}
+
+func (e *ThresholdError) Error() string {
+	if e.With != "" {
+		return fmt.Sprintf("%s %s: %s %s %s", e.Field, e.Value, e.Reason, e.With, e.WithValue)
+	}
+	return fmt.Sprintf("%s %s: %s", e.Field, e.Value, e.Reason)
+}
+
+// Validate checks that the thresholds make sense; its errors are
+// *ThresholdError.
 func (t Thresholds) Validate() error {
 	for _, p := range []struct {
-		flag string
-		v    float64
-	}{{"--warn-db-percent", t.WarnDBPercent}, {"--crit-db-percent", t.CritDBPercent}} {
+		field Field
+		v     float64
+	}{{FieldWarnDBPercent, t.WarnDBPercent}, {FieldCritDBPercent, t.CritDBPercent}} {
 		if p.v < 0 || p.v > 100 || math.IsNaN(p.v) {
-			return fmt.Errorf("%s: expected a percentage from 0 to 100, got %v", p.flag, p.v)
+			return &ThresholdError{Field: p.field, Value: fmt.Sprint(p.v), Reason: "expected a percentage from 0 to 100"}
 		}
 	}
 	if t.WarnDBPercent > t.CritDBPercent {
-		return fmt.Errorf("--warn-db-percent %v is above --crit-db-percent %v: expected warn <= crit", t.WarnDBPercent, t.CritDBPercent)
+		return &ThresholdError{Field: FieldWarnDBPercent, Value: fmt.Sprint(t.WarnDBPercent), Reason: "expected at most",
+			With: FieldCritDBPercent, WithValue: fmt.Sprint(t.CritDBPercent)}
 	}
 	if t.MaxBackupAge < 0 {
-		return errors.New("--max-backup-age: expected a positive duration")
+		return &ThresholdError{Field: FieldMaxBackupAge, Value: t.MaxBackupAge.String(), Reason: "expected a positive duration"}
 	}
 	return nil
 }

@@ -110,7 +110,7 @@ func TestEvaluate(t *testing.T) {
 		{name: "stale backup", change: func(r *Report) {
 			r.Backup = &Backup{URL: "file:///b", Tag: "m0", Newest: "m0_2026-11-20_04-00-00.db", Time: checkTime.Add(-32 * time.Hour)}
 		}, want: Warning, reasons: []string{"WARNING backups"},
-			in: "newest snapshot tagged m0, m0_2026-11-20_04-00-00.db, is 32h old: more than --max-backup-age 25h"},
+			in: "newest snapshot tagged m0, m0_2026-11-20_04-00-00.db, is 32h old: more than the 25h allowed"},
 		{name: "no backup", change: func(r *Report) { r.Backup = &Backup{URL: "file:///b"} }, want: Warning,
 			reasons: []string{"WARNING backups"}, in: "no complete snapshot (with its manifest) in file:///b"},
 		{name: "backups not listed, member down", change: func(r *Report) {
@@ -189,10 +189,10 @@ func TestThresholdsValidate(t *testing.T) {
 		{DefaultThresholds(), ""},
 		{Thresholds{WarnDBPercent: 0, CritDBPercent: 100}, ""},
 		{Thresholds{WarnDBPercent: 90, CritDBPercent: 90}, ""},
-		{Thresholds{WarnDBPercent: -1, CritDBPercent: 95}, "--warn-db-percent: expected a percentage from 0 to 100, got -1"},
-		{Thresholds{WarnDBPercent: 80, CritDBPercent: 101}, "--crit-db-percent"},
-		{Thresholds{WarnDBPercent: 96, CritDBPercent: 95}, "--warn-db-percent 96 is above --crit-db-percent 95"},
-		{Thresholds{WarnDBPercent: 80, CritDBPercent: 95, MaxBackupAge: -time.Hour}, "--max-backup-age"},
+		{Thresholds{WarnDBPercent: -1, CritDBPercent: 95}, "warn db percent -1: expected a percentage from 0 to 100"},
+		{Thresholds{WarnDBPercent: 80, CritDBPercent: 101}, "crit db percent 101"},
+		{Thresholds{WarnDBPercent: 96, CritDBPercent: 95}, "warn db percent 96: expected at most crit db percent 95"},
+		{Thresholds{WarnDBPercent: 80, CritDBPercent: 95, MaxBackupAge: -time.Hour}, "max backup age -1h0m0s"},
 	}
 	for _, tt := range tests {
 		err := tt.th.Validate()

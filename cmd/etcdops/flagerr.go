@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/etcdops/etcdops/backup"
+	"github.com/etcdops/etcdops/health"
 	"github.com/etcdops/etcdops/restore"
 )
 
@@ -84,6 +85,10 @@ var restoreFlags = map[restore.Field]string{
 	restore.FieldDataDirTemplate: "--data-dir-template",
 	restore.FieldConfigDir:       "--config-dir",
 	restore.FieldMarkCompacted:   "--mark-compacted",
+	restore.FieldCertFile:        "--cert-file",
+	restore.FieldKeyFile:         "--key-file",
+	restore.FieldPeerCertFile:    "--peer-cert-file",
+	restore.FieldPeerKeyFile:     "--peer-key-file",
 }
 
 // restoreInputError is err, or, for a *restore.ConfigError, a usage error that names the flag.
@@ -97,4 +102,24 @@ func restoreInputError(err error) error {
 		return usageError(err)
 	}
 	return flagUsageError(flag, ce.Value, errors.New(ce.Reason))
+}
+
+// healthFlags names the flag of each health.Field.
+var healthFlags = map[health.Field]string{
+	health.FieldWarnDBPercent: "--warn-db-percent",
+	health.FieldCritDBPercent: "--crit-db-percent",
+	health.FieldMaxBackupAge:  "--max-backup-age",
+}
+
+// thresholdFlagError is err, or, for a *health.ThresholdError, the same error naming the flags.
+// Health's caller decides its exit code.
+func thresholdFlagError(err error) error {
+	var te *health.ThresholdError
+	if !errors.As(err, &te) {
+		return err
+	}
+	if te.With != "" {
+		return fmt.Errorf("%s %s: %s %s %s", healthFlags[te.Field], te.Value, te.Reason, healthFlags[te.With], te.WithValue)
+	}
+	return fmt.Errorf("%s %s: %s", healthFlags[te.Field], te.Value, te.Reason)
 }

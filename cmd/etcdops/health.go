@@ -109,7 +109,7 @@ func healthOptions(c *cli.Context) (health.Options, health.Thresholds, health.Fo
 		MaxBackupAge:  c.Duration("max-backup-age"),
 	}
 	if err := th.Validate(); err != nil {
-		return none, health.Thresholds{}, "", err
+		return none, health.Thresholds{}, "", thresholdFlagError(err)
 	}
 	opts := health.Options{Client: *cfg, Cluster: c.Bool("cluster"), Timeout: cfg.CommandTimeout, BackupTag: c.String("tag")}
 	switch raw := c.String("backups"); {

@@ -229,7 +229,7 @@ func backupFreshness(t *testing.T, eps []string) {
 		in   string
 	}{
 		{[]string{"--max-backup-age", "3h"}, 0, ""},
-		{[]string{"--max-backup-age", "1h"}, 1, "is 2h old: more than --max-backup-age 1h"},
+		{[]string{"--max-backup-age", "1h"}, 1, "is 2h old: more than the 1h allowed"},
 		{[]string{"--max-backup-age", "25h", "--tag", "m1"}, 1, "newest snapshot tagged m1"},
 		{[]string{"--max-backup-age", "25h", "--tag", "m2"}, 1, "no complete snapshot tagged m2"},
 	}
