@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -15,10 +16,12 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"go.etcd.io/etcd/client/pkg/v3/logutil"
+	"go.etcd.io/etcd/client/pkg/v3/types"
 	"go.etcd.io/etcd/pkg/v3/flags"
 	cconfig "go.etcd.io/etcd/server/v3/config"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/rafthttp"
+	"go.etcd.io/etcd/server/v3/storage/wal"
 
 	"github.com/etcdops/etcdops/schedule"
 )
@@ -135,6 +138,9 @@ func Parse(args []string) (*Config, error) {
 		cfg.ConfigFile = f.configFile
 		cfg.Overridden = f.overridden()
 		cfg.Embed, cfg.Warnings, err = loadConfigFile(f.configFile)
+		if err == nil {
+			err = checkLocalMember(cfg.Embed, f.defaultInitialCluster)
+		}
 	} else {
 		cfg.Embed, err = f.fromCmdLine()
 	}
@@ -245,10 +251,48 @@ func (f *flagSet) fromCmdLine() (*embed.Config, error) {
 	if err := checkLogLevel(ec.LogLevel); err != nil {
 		return nil, fmt.Errorf("--log-level: %w", err)
 	}
+	// Before Validate, which logs warnings about a config it accepts.
+	if err := checkLocalMember(ec, f.defaultInitialCluster); err != nil {
+		return nil, err
+	}
 	if err := ec.Validate(); err != nil {
 		return nil, err
 	}
 	return ec, nil
+}
+
+// checkLocalMember refuses, as etcd would once it started, an initial
+// cluster that does not list the member's name, when the member bootstraps
+// from it: no discovery, no WAL in the data dir yet, and an initial cluster
+// given (etcd derives the default one from the name).
+func checkLocalMember(ec *embed.Config, defaultInitialCluster string) error {
+	if ec.InitialCluster == "" || ec.InitialCluster == defaultInitialCluster {
+		return nil
+	}
+	dir := ec.Dir
+	if dir == "" {
+		dir = ec.Name + ".etcd"
+	}
+	walDir := ec.WalDir
+	if walDir == "" {
+		walDir = filepath.Join(dir, "member", "wal")
+	}
+	if wal.Exist(walDir) {
+		return nil // etcd ignores the initial cluster then
+	}
+	urls, err := types.NewURLsMap(ec.InitialCluster)
+	if err != nil {
+		return nil // ec.Validate reports it
+	}
+	if _, ok := urls[ec.Name]; !ok {
+		var names []string
+		for n := range urls {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return fmt.Errorf("--name %q: not in --initial-cluster (%s): expected this member's name there", ec.Name, strings.Join(names, ", "))
+	}
+	return nil
 }
 
 // checkLogLevel refuses a level that etcd's logger setup would panic on.

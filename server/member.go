@@ -55,7 +55,7 @@ func Run(ctx context.Context, cfg *Config) error {
 		lg.Warn("'data-dir' was empty; using default", zap.String("data-dir", ec.Dir))
 	}
 	if err := checkDataDir(ec.Dir); err != nil {
-		return err
+		return &DataDirError{Dir: ec.Dir, Err: err}
 	}
 
 	sd := newNotifier(lg)
@@ -147,6 +147,15 @@ func serve(ctx context.Context, e *embed.Etcd, sd *notifier) error {
 	}
 }
 
+// DataDirError is a data dir that etcd could not use; nothing was created.
+type DataDirError struct {
+	Dir string
+	Err error
+}
+
+func (e *DataDirError) Error() string { return fmt.Sprintf("data dir %s: %v", e.Dir, e.Err) }
+func (e *DataDirError) Unwrap() error { return e.Err }
+
 // checkDataDir refuses a data dir that etcd could not use, before anything
 // is created: not a directory, a v2 proxy dir, or not writable.
 func checkDataDir(dir string) error {
@@ -155,12 +164,12 @@ func checkDataDir(dir string) error {
 	case errors.Is(err, os.ErrNotExist):
 		return checkWritableAncestor(dir)
 	case err != nil:
-		return fmt.Errorf("--data-dir %s: %w", dir, err)
+		return err
 	case !fi.IsDir():
-		return fmt.Errorf("--data-dir %s: not a directory", dir)
+		return errors.New("not a directory")
 	}
 	if _, err := os.Stat(filepath.Join(dir, "proxy")); err == nil {
-		return fmt.Errorf("--data-dir %s: holds a v2 proxy directory, which etcd 3.6 no longer supports", dir)
+		return errors.New("holds a v2 proxy directory, which etcd 3.6 no longer supports")
 	}
 	return checkWritable(dir)
 }
@@ -170,7 +179,7 @@ func checkDataDir(dir string) error {
 func checkWritableAncestor(dir string) error {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return fmt.Errorf("--data-dir %s: %w", dir, err)
+		return err
 	}
 	for p := filepath.Dir(abs); ; p = filepath.Dir(p) {
 		fi, err := os.Stat(p)
@@ -178,13 +187,13 @@ func checkWritableAncestor(dir string) error {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("--data-dir %s: %w", dir, err)
+			return err
 		}
 		if !fi.IsDir() {
-			return fmt.Errorf("--data-dir %s: %s is not a directory", dir, p)
+			return fmt.Errorf("%s is not a directory", p)
 		}
 		if err := checkWritable(p); err != nil {
-			return fmt.Errorf("--data-dir %s: cannot be created in %s: %w", dir, p, errors.Unwrap(err))
+			return fmt.Errorf("cannot be created in %s: %w", p, errors.Unwrap(err))
 		}
 		return nil
 	}
@@ -195,7 +204,7 @@ func checkWritableAncestor(dir string) error {
 func checkWritable(dir string) error {
 	f, err := os.CreateTemp(dir, ".etcdops-probe-*")
 	if err != nil {
-		return fmt.Errorf("--data-dir %s: not writable: %w", dir, errors.Unwrap(err))
+		return fmt.Errorf("not writable: %w", errors.Unwrap(err))
 	}
 	f.Close()
 	return os.Remove(f.Name())

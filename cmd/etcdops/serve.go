@@ -38,7 +38,12 @@ func serveCommand() *cli.Command {
 				return nil
 			}
 			cfg.EtcdopsVersion = etcdopsVersion()
-			if err := server.Run(c.Context, cfg); err != nil {
+			err = server.Run(c.Context, cfg)
+			var de *server.DataDirError
+			if errors.As(err, &de) {
+				return fmt.Errorf("serve: --data-dir %s: %w", de.Dir, de.Err)
+			}
+			if err != nil {
 				return fmt.Errorf("serve: %w", err)
 			}
 			return nil
