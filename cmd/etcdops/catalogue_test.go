@@ -31,6 +31,7 @@ type badInput struct {
 	args []string // its arguments
 	code int
 	want []string // all in the one stderr line
+	not  []string // none in it
 	// files are created in the case's working directory first.
 	files map[string]string
 }
@@ -47,12 +48,17 @@ var catalogue = []badInput{
 	{cmd: "serve", args: []string{"--config-file", "missing.yml"}, code: 2, want: []string{"--config-file", "missing.yml"}},
 	{cmd: "serve", args: []string{"--config-file", "c.yml"}, code: 2, want: []string{`unknown key "snapshot-cuont"`},
 		files: map[string]string{"c.yml": "name: a\nsnapshot-cuont: 5\n"}},
+	{cmd: "serve", args: []string{"--name", "x", "--initial-cluster", "y=http://127.0.0.1:2380"}, code: 2, want: []string{`--name "x"`, "not in --initial-cluster (y)"}},
 	{cmd: "serve", args: []string{"--listen-peer-urls", "http://example.com:2380"}, code: 2, want: []string{"http://example.com:2380", "expected IP"}},
 
 	// backup save: nothing in the bucket.
 	{cmd: "backup save", args: []string{"--endpoints", "$EP"}, code: 2, want: []string{"--to", "required"}},
 	{cmd: "backup save", args: []string{"--endpoints", "$EP", "--to", "ftp://b"}, code: 2, want: []string{"--to", `"ftp://b"`, "expected one of file, s3, gs, azblob, mem"}},
 	{cmd: "backup save", args: []string{"--endpoints", "$EP", "--to", ""}, code: 2, want: []string{"--to", "expected scheme://bucket"}},
+	{cmd: "backup save", args: []string{"--endpoints", "$EP", "--to", "s3://"}, code: 2, want: []string{`--to "s3://"`, "no bucket name: expected s3://BUCKET"}},
+	{cmd: "backup save", args: []string{"--endpoints", "$EP", "--to", "$BUCKET?bogus=1"}, code: 2, want: []string{"--to", `?bogus=1"`, `invalid query parameter "bogus"`, "expected prefix or the parameters gocloud.dev documents for file:// URLs"},
+		not: []string{"no_tmp_dir", "metadata"}},
+	{cmd: "backup save", args: []string{"--endpoints", "$EP", "--to", "$BUCKET", "--stall-timeout", "0s"}, code: 2, want: []string{`--stall-timeout "0s"`, "expected a positive duration"}},
 	{cmd: "backup save", args: []string{"--endpoints", "$EP", "--to", "$BUCKET/missing"}, code: 2, want: []string{"--to", "/missing", "no such bucket"}},
 	{cmd: "backup save", args: []string{"--endpoints", "$EP", "--to", "$S3", "--bogus"}, code: 2, want: []string{"-bogus", "not defined"}},
 	{cmd: "backup save", args: []string{"--endpoints", "$EP", "--to", "$S3", "--keep-last", "x"}, code: 2, want: []string{"-keep-last", `"x"`}},
@@ -79,6 +85,7 @@ var catalogue = []badInput{
 	{cmd: "backup fetch", args: []string{"--from", "$BUCKET", "latest"}, code: 2, want: []string{"--to", "required"}},
 	{cmd: "backup fetch", args: []string{"--from", "ftp://b", "latest", "--to", "out.db"}, code: 2, want: []string{"--from", `"ftp://b"`, "expected one of file, s3"}},
 	{cmd: "backup fetch", args: []string{"--from", "$S3", "bogus", "--to", "out.db"}, code: 2, want: []string{`snapshot "bogus"`, "expected <tag>_<YYYY-MM-DD_HH-MM-SS>.db"}},
+	{cmd: "backup fetch", args: []string{"--from", "$BUCKET", "latest", "--to", "out.db", "--stall-timeout", "-1m"}, code: 2, want: []string{`--stall-timeout "-1m0s"`, "expected a positive duration"}},
 	{cmd: "backup prune", args: []string{"--from", "ftp://b", "--keep-last", "1"}, code: 2, want: []string{"--from", `"ftp://b"`, "expected one of file, s3"}},
 	{cmd: "backup prune", args: []string{"--from", "$S3", "--keep-within", "1x"}, code: 2, want: []string{"-keep-within", `"1x"`}},
 	{cmd: "backup list", args: []string{"--from", "$S3", "--tag", "a/b"}, code: 2, want: []string{"--tag", `"a/b"`, "expected letters, digits"}},
@@ -114,6 +121,9 @@ var catalogue = []badInput{
 	{cmd: "restore", args: []string{"--from", "$BUCKET", "--snapshot", "bogus", "--initial-cluster", "a=http://127.0.0.1:2380"}, code: 2, want: []string{`--snapshot "bogus"`, "expected <tag>_<YYYY-MM-DD_HH-MM-SS>.db"}},
 	{cmd: "restore", args: []string{"--from", "$BUCKET", "--snapshot", "latest", "--tag", "a/b", "--initial-cluster", "a=http://127.0.0.1:2380"}, code: 2, want: []string{"--tag", `"a/b"`, "expected letters, digits"}},
 	{cmd: "restore", args: []string{"--from", "$SNAP", "--initial-cluster", "a=http://127.0.0.1:2380", "--identity", "missing.txt"}, code: 2, want: []string{"--identity", "missing.txt"}},
+	{cmd: "restore", args: []string{"--from", "$SNAP", "--initial-cluster", "a=http://127.0.0.1:2380", "--cert-file", "a.pem"}, code: 2, want: []string{"--key-file", "expected with the cert file"}},
+	{cmd: "restore", args: []string{"--from", "$SNAP", "--initial-cluster", "a=http://127.0.0.1:2380", "--peer-key-file", "a-key.pem"}, code: 2, want: []string{"--peer-cert-file", "expected with the peer key file"}},
+	{cmd: "restore", args: []string{"--from", "$S3", "--snapshot", "latest", "--initial-cluster", "a=http://127.0.0.1:2380", "--stall-timeout", "0s"}, code: 2, want: []string{"--stall-timeout", "expected a positive duration"}},
 	{cmd: "restore", args: []string{"--from", "$SNAP", "--initial-cluster", "a=http://127.0.0.1:2380", "-w", "yaml"}, code: 2, want: []string{"--write-out", "expected table or json"}},
 	{cmd: "restore", args: []string{"--from", "$SNAP", "--initial-cluster", "a=http://127.0.0.1:2380", "--initial-cluster-token", ""}, code: 2, want: []string{"--initial-cluster-token", "expected a non-empty token"}},
 
@@ -121,7 +131,7 @@ var catalogue = []badInput{
 	{cmd: "health", args: []string{"--endpoints", "ftp://127.0.0.1:1"}, code: 3, want: []string{"--endpoints", "expected scheme http, https"}},
 	{cmd: "health", args: []string{"--endpoints", "$EP", "-w", "yaml"}, code: 3, want: []string{"-w", `"yaml"`, "expected one of table, json, prometheus, nagios"}},
 	{cmd: "health", args: []string{"--endpoints", "$EP", "--warn-db-percent", "120"}, code: 3, want: []string{"--warn-db-percent", "expected a percentage from 0 to 100"}},
-	{cmd: "health", args: []string{"--endpoints", "$EP", "--warn-db-percent", "90", "--crit-db-percent", "80"}, code: 3, want: []string{"--warn-db-percent 90 is above --crit-db-percent 80", "expected warn <= crit"}},
+	{cmd: "health", args: []string{"--endpoints", "$EP", "--warn-db-percent", "90", "--crit-db-percent", "80"}, code: 3, want: []string{"--warn-db-percent 90: expected at most --crit-db-percent 80"}},
 	{cmd: "health", args: []string{"--endpoints", "$EP", "--max-backup-age", "1h"}, code: 3, want: []string{"--max-backup-age", "without --backups"}},
 	{cmd: "health", args: []string{"--endpoints", "$EP", "--backups", "$BUCKET"}, code: 3, want: []string{"--backups", "expected --max-backup-age too"}},
 	{cmd: "health", args: []string{"--endpoints", "$EP", "--bogus"}, code: 3, want: []string{"-bogus", "not defined"}},
@@ -186,6 +196,11 @@ func TestBadInputCatalogue(t *testing.T) {
 			for _, w := range tc.want {
 				if !strings.Contains(line, w) {
 					t.Errorf("stderr %q does not say %q", line, w)
+				}
+			}
+			for _, w := range tc.not {
+				if strings.Contains(line, w) {
+					t.Errorf("stderr %q says %q", line, w)
 				}
 			}
 			if left := newEntries(t, work, tc.files); len(left) > 0 {

@@ -142,27 +142,38 @@ func assertNoLeftovers(t *testing.T, bucketURL string, want []string) {
 	}
 }
 
-// throughProxy returns a MinIO bucket URL that goes through p.
-func throughProxy(t *testing.T, bucketURL string, p *faultProxy) string {
+// viaProxy returns the environment and URL that reach bucket, of backend
+// be, through a new proxy that meets the transfer with fault after `after`
+// bytes (of upload when up, else of download), and the proxy.
+func viaProxy(t *testing.T, be objtest.Backend, bucket string, fault proxyFault, up bool, after int64) ([]string, string, *faultProxy) {
 	t.Helper()
-	u, err := url.Parse(bucketURL)
+	u, err := url.Parse(bucket)
 	if err != nil {
 		t.Fatal(err)
 	}
 	q := u.Query()
-	q.Set("endpoint", "http://"+p.Addr)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
-// minioTarget returns the host:port of a MinIO bucket URL's endpoint.
-func minioTarget(t *testing.T, bucketURL string) string {
-	t.Helper()
-	u, err := url.Parse(bucketURL)
-	if err != nil {
-		t.Fatal(err)
+	env := slices.Clone(be.Env)
+	var p *faultProxy
+	switch be.Name {
+	case "s3": // the endpoint is in the URL
+		p = startProxy(t, etcdtest.HostPort(t, q.Get("endpoint")), fault, up, after)
+		q.Set("endpoint", "http://"+p.Addr)
+	case "azblob": // so is Azurite's domain
+		p = startProxy(t, q.Get("domain"), fault, up, after)
+		q.Set("domain", p.Addr)
+	case "gs": // fake-gcs-server's address is in the environment
+		const key = "STORAGE_EMULATOR_HOST="
+		i := slices.IndexFunc(env, func(kv string) bool { return strings.HasPrefix(kv, key) })
+		if i < 0 {
+			t.Fatalf("no %s in %v", key, env)
+		}
+		p = startProxy(t, strings.TrimPrefix(env[i], key), fault, up, after)
+		env[i] = key + p.Addr
+	default:
+		t.Fatalf("no proxy for %s", be.Name)
 	}
-	return etcdtest.HostPort(t, u.Query().Get("endpoint"))
+	u.RawQuery = q.Encode()
+	return env, u.String(), p
 }
 
 // failsWithin runs etcdops and checks that it exits 1 within limit.
@@ -194,14 +205,14 @@ func waitFails(t *testing.T, cmd *exec.Cmd, limit time.Duration) string {
 }
 
 // bucketFailsDuringUpload puts a proxy that meets the upload with fault
-// after 2 MiB between `backup save` and MinIO.
-func bucketFailsDuringUpload(fault proxyFault) func(t *testing.T, fx *faultFixture) {
+// after 2 MiB between `backup save` and the backend.
+func bucketFailsDuringUpload(backendName string, fault proxyFault) func(t *testing.T, fx *faultFixture) {
 	return func(t *testing.T, fx *faultFixture) {
-		be := objtest.S3(t)
+		be := backend(t, backendName)
 		bucket := be.NewBucket(t)
-		p := startProxy(t, minioTarget(t, bucket), fault, true, 2<<20)
-		last := failsWithin(t, time.Minute, be.Env, append([]string{"backup", "save", "--endpoints", fx.endpoint,
-			"--to", throughProxy(t, bucket, p), "--command-timeout", "5s"}, stallFlags(fault)...)...)
+		env, proxied, _ := viaProxy(t, be, bucket, fault, true, 2<<20)
+		last := failsWithin(t, time.Minute, env, append([]string{"backup", "save", "--endpoints", fx.endpoint,
+			"--to", proxied, "--command-timeout", "5s"}, stallFlags(fault)...)...)
 		assertNamesFault(t, fault, last)
 		if keys := bucketKeys(t, bucket); len(keys) > 0 {
 			t.Errorf("a failed upload left %v visible", keys)
@@ -221,18 +232,18 @@ func bucketFailsDuringUpload(fault proxyFault) func(t *testing.T, fx *faultFixtu
 	}
 }
 
-// bucketFailsDuringDownload has `backup fetch` read from MinIO through a
-// proxy that meets the download with fault after 2 MiB.
-func bucketFailsDuringDownload(fault proxyFault) func(t *testing.T, fx *faultFixture) {
+// bucketFailsDuringDownload has `backup fetch` read from the backend
+// through a proxy that meets the download with fault after 2 MiB.
+func bucketFailsDuringDownload(backendName string, fault proxyFault) func(t *testing.T, fx *faultFixture) {
 	return func(t *testing.T, fx *faultFixture) {
-		be := objtest.S3(t)
+		be := backend(t, backendName)
 		bucket := be.NewBucket(t)
 		if _, stderr, code := runEtcdops(t, be.Env, "backup", "save", "--endpoints", fx.endpoint, "--to", bucket); code != 0 {
 			t.Fatalf("save: %s", stderr)
 		}
-		p := startProxy(t, minioTarget(t, bucket), fault, false, 2<<20)
+		env, proxied, _ := viaProxy(t, be, bucket, fault, false, 2<<20)
 		dir := t.TempDir()
-		last := failsWithin(t, time.Minute, be.Env, append([]string{"backup", "fetch", "--from", throughProxy(t, bucket, p), "latest",
+		last := failsWithin(t, time.Minute, env, append([]string{"backup", "fetch", "--from", proxied, "latest",
 			"--to", filepath.Join(dir, "s.db")}, stallFlags(fault)...)...)
 		assertNamesFault(t, fault, last)
 		assertNothingIn(t, dir)

@@ -28,10 +28,10 @@ func fetchKilled(t *testing.T, fx *faultFixture) {
 	if err := json.Unmarshal([]byte(out), &m); err != nil {
 		t.Fatal(err)
 	}
-	p := startProxy(t, minioTarget(t, bucket), pause, false, 4<<20)
+	env, proxied, p := viaProxy(t, be, bucket, pause, false, 4<<20)
 	dir := t.TempDir()
 	dst := filepath.Join(dir, "s.db")
-	cmd := startEtcdops(t, be.Env, "backup", "fetch", "--from", throughProxy(t, bucket, p), "latest", "--to", dst)
+	cmd := startEtcdops(t, env, "backup", "fetch", "--from", proxied, "latest", "--to", dst)
 	p.WaitFired(t, time.Minute)
 	cmd.Process.Kill()
 	cmd.Wait()

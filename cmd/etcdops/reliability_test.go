@@ -89,6 +89,13 @@ func renderReliability(date string) string {
 		for _, w := range c.want {
 			says = append(says, "`"+strings.ReplaceAll(w, "|", `\|`)+"`")
 		}
+		var not []string
+		for _, w := range c.not {
+			not = append(not, "`"+strings.ReplaceAll(w, "|", `\|`)+"`")
+		}
+		if len(not) > 0 {
+			says = append(says, "never "+strings.Join(not, " or "))
+		}
 		fmt.Fprintf(&b, "| `%s` | %d | %s |\n", strings.ReplaceAll(line, "|", `\|`), c.code, strings.Join(says, " … "))
 	}
 	b.WriteString("\n")
