@@ -5,6 +5,7 @@ package restore
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -83,6 +84,10 @@ const (
 	FieldPeerCertFile    Field = "peer cert file"        // Config.TLS.PeerCertFile
 	FieldPeerKeyFile     Field = "peer key file"         // Config.TLS.PeerKeyFile
 )
+
+// ErrWouldOverwrite: a data dir or config file of the restore exists (and
+// differs), and moving it aside was not asked for; nothing was written.
+var ErrWouldOverwrite = errors.New("restore never overwrites it")
 
 // tlsFields are the Fields of the TLS settings, by etcd's names.
 var tlsFields = map[string]Field{"cert-file": FieldCertFile, "key-file": FieldKeyFile,

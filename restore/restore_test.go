@@ -267,10 +267,10 @@ func TestRunLeavesNothingOnFailureAndCleansUpAfterACrash(t *testing.T) {
 	}
 
 	// A second restore refuses the existing data dirs, and with
-	// --move-aside keeps them.
+	// MoveAside keeps them.
 	q, _ := NewPlan(Config{InitialCluster: p.InitialCluster, Token: "tok2", DataDirTemplate: filepath.Join(dir, "{name}.etcd")})
 	_, err = Run(context.Background(), q, s, Options{})
-	if err == nil || !strings.Contains(err.Error(), "exists and is not empty") || !strings.Contains(err.Error(), "--move-aside") {
+	if err == nil || !strings.Contains(err.Error(), "exists and is not empty") || !errors.Is(err, ErrWouldOverwrite) {
 		t.Errorf("restore over existing data dirs: %v", err)
 	}
 	res, err := Run(context.Background(), q, s, Options{MoveAside: true, Now: func() time.Time { return fixedTime }})

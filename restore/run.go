@@ -155,7 +155,7 @@ func checkTarget(path string, want []byte, moveAside bool, stamp string, mr *Mem
 		if want == nil {
 			what = "data dir " + path + " exists and is not empty"
 		}
-		return fmt.Errorf("%s: restore never overwrites it; add --move-aside to keep it as %s.old-<time>, or choose other paths", what, path)
+		return fmt.Errorf("%s: %w", what, ErrWouldOverwrite)
 	}
 	aside := path + ".old-" + stamp
 	for i := 2; ; i++ {

@@ -34,7 +34,7 @@ func Install(root string, files []File, force bool) error {
 		case err != nil:
 			return fmt.Errorf("install %s: %w", p, err)
 		case !force && !bytes.Equal(old, f.Data):
-			return fmt.Errorf("install %s: %w (use --force to replace it)", p, ErrDiffers)
+			return fmt.Errorf("install %s: %w", p, ErrDiffers)
 		}
 	}
 	for _, f := range files {

@@ -74,7 +74,7 @@ var catalogue = []badInput{
 	{cmd: "backup save", args: []string{"--endpoints", "ftp://127.0.0.1:1", "--to", "$BUCKET"}, code: 2, want: []string{"--endpoints", "ftp://127.0.0.1:1", "expected scheme http, https"}},
 	{cmd: "backup save", args: []string{"--endpoints", "$EP", "--to", "$BUCKET", "--dial-timeout", "-1s"}, code: 2, want: []string{"--dial-timeout", "expected a positive duration"}},
 	{cmd: "backup save", args: []string{"--endpoints", "$EP", "--to", "$BUCKET", "--cert", "client.pem"}, code: 2, want: []string{"--cert and --key", "expected both or neither"}},
-	{cmd: "backup save", args: []string{"--endpoints", "$EP", "--to", "$BUCKET", "--password", "secret"}, code: 2, want: []string{"--password", "without --user"}},
+	{cmd: "backup save", args: []string{"--endpoints", "$EP", "--to", "$BUCKET", "--password", "secret"}, code: 2, want: []string{"--password", "given without a user"}},
 	{cmd: "backup save", args: []string{"--endpoints", "$EP", "--to", "$BUCKET", "--log-level", "loud"}, code: 2, want: []string{"--log-level", `"loud"`, "expected debug, info"}},
 
 	// backup list, verify, fetch, prune.

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"errors"
+	"fmt"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/etcdops/etcdops/internal/etcdclient"
@@ -41,7 +44,26 @@ func clientConfig(c *cli.Context) (*etcdclient.Config, error) {
 		CommandTimeout:        c.Duration("command-timeout"),
 	}
 	if err := cfg.Validate(); err != nil {
-		return nil, usageError(err)
+		return nil, usageError(clientFlagError(err))
 	}
 	return cfg, nil
+}
+
+// clientFlagNames names the flag of each etcdclient.Field.
+var clientFlagNames = map[etcdclient.Field]string{
+	etcdclient.FieldEndpoints:      "--endpoints",
+	etcdclient.FieldCertAndKey:     "--cert and --key",
+	etcdclient.FieldDialTimeout:    "--dial-timeout",
+	etcdclient.FieldCommandTimeout: "--command-timeout",
+	etcdclient.FieldUser:           "--user",
+	etcdclient.FieldPassword:       "--password",
+}
+
+// clientFlagError is err, or, for an *etcdclient.ConfigError, the same error naming the flag.
+func clientFlagError(err error) error {
+	var ce *etcdclient.ConfigError
+	if !errors.As(err, &ce) {
+		return err
+	}
+	return fmt.Errorf("%s: %s", clientFlagNames[ce.Field], ce.Reason)
 }

@@ -69,8 +69,11 @@ func restoreCommand() *cli.Command {
 		},
 		Action: func(c *cli.Context) error {
 			err := backupFlagError(restoreAction(c), restoreBackupFlags)
-			if errors.Is(err, backup.ErrNoTrailer) {
+			switch {
+			case errors.Is(err, backup.ErrNoTrailer):
 				err = fmt.Errorf("%w; to restore it without that check, add --skip-hash-check", err)
+			case errors.Is(err, restore.ErrWouldOverwrite):
+				err = fmt.Errorf("%w; add --move-aside to keep it as <path>.old-<time>, or choose other paths", err)
 			}
 			if err != nil {
 				return fmt.Errorf("restore: %w", err)

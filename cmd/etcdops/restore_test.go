@@ -273,7 +273,7 @@ func TestRestoreBadInput(t *testing.T) {
 		{"no such snapshot", []string{"--from", bucket, "--snapshot", "prod_2020-01-01_00-00-00.db", "--initial-cluster", cluster}, "no such snapshot", 1},
 		{"tag without snapshots", []string{"--from", bucket, "--snapshot", "latest", "--tag", "staging", "--initial-cluster", cluster}, `no complete snapshot of tag "staging"`, 1},
 		{"missing file", []string{"--from", filepath.Join(target, "nope.db"), "--initial-cluster", cluster}, "no such file", 1},
-		{"existing data dir", []string{"--from", plain, "--initial-cluster", cluster, "--data-dir-template", filepath.Join(existing, "{name}.etcd")}, "exists and is not empty", 1},
+		{"existing data dir", []string{"--from", plain, "--initial-cluster", cluster, "--data-dir-template", filepath.Join(existing, "{name}.etcd")}, "exists and is not empty: restore never overwrites it; add --move-aside", 1},
 	}
 	if fs := tmpfs(t, "ro,size=1m"); fs != "" {
 		tests = append(tests, struct {

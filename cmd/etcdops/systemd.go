@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -116,7 +117,7 @@ func systemdUnit(c *cli.Context) error {
 	}
 	root := c.String("root")
 	if err := systemd.Install(root, files, c.Bool("force")); err != nil {
-		return fmt.Errorf("systemd unit %s: %w", m.UnitName, err)
+		return fmt.Errorf("systemd unit %s: %w", m.UnitName, forceHint(err))
 	}
 	for _, f := range files {
 		fmt.Fprintf(w, "wrote %s\n", filepath.Join(root, f.Path))
@@ -131,3 +132,11 @@ type envList []string
 
 func (l *envList) Set(v string) error { *l = append(*l, v); return nil }
 func (l *envList) String() string     { return "" }
+
+// forceHint adds to systemd.ErrDiffers how to replace the file.
+func forceHint(err error) error {
+	if errors.Is(err, systemd.ErrDiffers) {
+		return fmt.Errorf("%w (use --force to replace it)", err)
+	}
+	return err
+}

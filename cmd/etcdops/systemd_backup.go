@@ -53,7 +53,7 @@ func systemdBackupCommand() *cli.Command {
 			}
 			root := c.String("root")
 			if err := systemd.Install(root, files, c.Bool("force")); err != nil {
-				return fmt.Errorf("systemd backup %s: %w", b.Name, err)
+				return fmt.Errorf("systemd backup %s: %w", b.Name, forceHint(err))
 			}
 			unit := filepath.Base(files[len(files)-1].Path)
 			for _, f := range files {

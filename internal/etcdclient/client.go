@@ -4,7 +4,6 @@ package etcdclient
 
 import (
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -40,30 +39,55 @@ const (
 	DefaultCommandTimeout = 5 * time.Second
 )
 
-// Validate checks the settings and says which flag is wrong.
+// Field names a connection setting; the command line maps each to its flag.
+type Field string
+
+// The settings a ConfigError can be about.
+const (
+	FieldEndpoints      Field = "endpoints"
+	FieldCertAndKey     Field = "client certificate and key"
+	FieldDialTimeout    Field = "dial timeout"
+	FieldCommandTimeout Field = "command timeout"
+	FieldUser           Field = "user"
+	FieldPassword       Field = "password"
+)
+
+// ConfigError is a setting that is wrong as Reason says. It never holds a
+// password.
+type ConfigError struct {
+	Field  Field
+	Reason string
+}
+
+func (e *ConfigError) Error() string { return string(e.Field) + ": " + e.Reason }
+
+// Validate checks the settings; its errors are *ConfigError.
 func (c *Config) Validate() error {
+	bad := func(f Field, format string, args ...any) error {
+		return &ConfigError{Field: f, Reason: fmt.Sprintf(format, args...)}
+	}
 	if len(c.Endpoints) == 0 {
-		return errors.New("--endpoints: expected at least one endpoint such as 127.0.0.1:2379")
+		return bad(FieldEndpoints, "expected at least one endpoint such as 127.0.0.1:2379")
 	}
 	for _, ep := range c.Endpoints {
 		if err := checkEndpoint(ep); err != nil {
-			return fmt.Errorf("--endpoints: %w", err)
+			return bad(FieldEndpoints, "%v", err)
 		}
 	}
 	if (c.Cert == "") != (c.Key == "") {
-		return errors.New("--cert and --key: expected both or neither")
+		return bad(FieldCertAndKey, "expected both or neither")
 	}
 	if c.DialTimeout <= 0 {
-		return fmt.Errorf("--dial-timeout: expected a positive duration, got %v", c.DialTimeout)
+		return bad(FieldDialTimeout, "expected a positive duration, got %v", c.DialTimeout)
 	}
 	if c.CommandTimeout < 0 {
-		return fmt.Errorf("--command-timeout: expected a positive duration or 0 for none, got %v", c.CommandTimeout)
+		return bad(FieldCommandTimeout, "expected a positive duration or 0 for none, got %v", c.CommandTimeout)
 	}
 	if c.Password != "" && c.User == "" {
-		return errors.New("--password: given without --user")
+		return bad(FieldPassword, "given without a user")
 	}
 	if c.Password != "" && strings.Contains(c.User, ":") {
-		return errors.New("--user: holds a password, and --password was also given; use one")
+		return bad(FieldUser, "holds a password, and a password was also given; use one")
 	}
 	return nil
 }

@@ -22,13 +22,13 @@ func TestValidate(t *testing.T) {
 	}{
 		{"ok", func(*Config) {}, ""},
 		{"urls", func(c *Config) { c.Endpoints = []string{"https://10.0.0.1:2379", "unix://localhost:1"} }, ""},
-		{"none", func(c *Config) { c.Endpoints = nil }, "--endpoints: expected at least one"},
-		{"bad scheme", func(c *Config) { c.Endpoints = []string{"ftp://x:1"} }, "--endpoints: \"ftp://x:1\": expected scheme"},
-		{"no port", func(c *Config) { c.Endpoints = []string{"localhost"} }, "--endpoints: \"localhost\": expected host:port"},
-		{"cert without key", func(c *Config) { c.Cert = "c.pem" }, "--cert and --key"},
-		{"dial timeout", func(c *Config) { c.DialTimeout = 0 }, "--dial-timeout"},
-		{"password without user", func(c *Config) { c.Password = "secret" }, "--password: given without --user"},
-		{"two passwords", func(c *Config) { c.User, c.Password = "root:secret", "secret" }, "--user: holds a password"},
+		{"none", func(c *Config) { c.Endpoints = nil }, "endpoints: expected at least one"},
+		{"bad scheme", func(c *Config) { c.Endpoints = []string{"ftp://x:1"} }, "endpoints: \"ftp://x:1\": expected scheme"},
+		{"no port", func(c *Config) { c.Endpoints = []string{"localhost"} }, "endpoints: \"localhost\": expected host:port"},
+		{"cert without key", func(c *Config) { c.Cert = "c.pem" }, "client certificate and key: expected both or neither"},
+		{"dial timeout", func(c *Config) { c.DialTimeout = 0 }, "dial timeout: expected a positive duration"},
+		{"password without user", func(c *Config) { c.Password = "secret" }, "password: given without a user"},
+		{"two passwords", func(c *Config) { c.User, c.Password = "root:secret", "secret" }, "user: holds a password"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
