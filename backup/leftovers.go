@@ -58,7 +58,7 @@ func (s *Store) removeTempFiles(ctx context.Context, stale func(string) bool, lg
 		if i := strings.LastIndexByte(base, '.'); !ok || i < 0 || !stale(base[:i]) {
 			continue
 		}
-		if err := s.bucket.Delete(ctx, obj.Key); err != nil {
+		if err := s.delete(ctx, obj.Key); err != nil {
 			return fmt.Errorf("delete %s: %w", obj.Key, cleanErr(err))
 		}
 		lg.Info("removed the temporary file of an unfinished save", zap.String("name", obj.Key))
@@ -74,7 +74,11 @@ func (s *Store) abortUploads(ctx context.Context, client *s3.Client, stale func(
 	bucket, prefix := u.Host, u.Query().Get("prefix")
 	in := &s3.ListMultipartUploadsInput{Bucket: &bucket, Prefix: &prefix}
 	for {
-		out, err := client.ListMultipartUploads(ctx, in)
+		var out *s3.ListMultipartUploadsOutput
+		err := s.request(ctx, func(ctx context.Context) (err error) {
+			out, err = client.ListMultipartUploads(ctx, in)
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("list the unfinished uploads in %s: %w", s.URL, cleanErr(err))
 		}
@@ -82,7 +86,11 @@ func (s *Store) abortUploads(ctx context.Context, client *s3.Client, stale func(
 			if up.Key == nil || !stale(strings.TrimPrefix(*up.Key, prefix)) {
 				continue
 			}
-			if _, err := client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &bucket, Key: up.Key, UploadId: up.UploadId}); err != nil {
+			err := s.request(ctx, func(ctx context.Context) error {
+				_, err := client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &bucket, Key: up.Key, UploadId: up.UploadId})
+				return err
+			})
+			if err != nil {
 				return fmt.Errorf("abort the unfinished upload of %s: %w", *up.Key, cleanErr(err))
 			}
 			lg.Info("aborted the unfinished upload of a save", zap.String("name", strings.TrimPrefix(*up.Key, prefix)))

@@ -102,7 +102,7 @@ func Save(ctx context.Context, store *Store, cfg SaveConfig) (*Manifest, error) 
 		at = cfg.At
 	}
 	name := Name{Tag: tag, Time: at.UTC().Truncate(time.Second), Ext: cfg.Codec.Ext()}
-	if _, err := store.bucket.Attributes(ctx, name.String()); err == nil {
+	if _, err := store.attributes(ctx, name.String()); err == nil {
 		return nil, fmt.Errorf("save %s in %s: %w", name, store.URL, ErrNameTaken)
 	} else if gcerrors.Code(err) != gcerrors.NotFound {
 		return nil, fmt.Errorf("bucket %s: %w", store.URL, cleanErr(err))
@@ -298,7 +298,7 @@ func closeWriter(w *blob.Writer) (err error) {
 // it reports one, with the MD5 of the bytes sent: an end-to-end check of
 // the upload.
 func checkStoredMD5(ctx context.Context, store *Store, name Name, sent []byte) error {
-	attrs, err := store.bucket.Attributes(ctx, name.String())
+	attrs, err := store.attributes(ctx, name.String())
 	if err != nil {
 		return fmt.Errorf("check upload of %s: %w", name, cleanErr(err))
 	}

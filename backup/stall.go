@@ -44,6 +44,19 @@ func (s *Store) cleanUp(ctx context.Context, key string) {
 	s.bucket.Delete(ctx, key)
 }
 
+// request runs f, one short request to the bucket (a listing, a manifest,
+// attributes, a delete), giving it the stall timeout to answer.
+func (s *Store) request(ctx context.Context, f func(context.Context) error) error {
+	stalled := fmt.Errorf("%w: no answer for %v", ErrStalled, s.stall)
+	rctx, cancel := context.WithTimeoutCause(ctx, s.stall, stalled)
+	defer cancel()
+	err := f(rctx)
+	if err != nil && context.Cause(rctx) == stalled {
+		return stalled
+	}
+	return err
+}
+
 // stallWatch cancels a transfer's context when one call into the bucket
 // blocks for longer than timeout; a nil *stallWatch watches nothing.
 type stallWatch struct {

@@ -130,7 +130,11 @@ func OpenStore(ctx context.Context, rawURL string, opts ...StoreOption) (*Store,
 	if u.Scheme == "file" {
 		s.dir = filepath.Join(u.Path, u.Query().Get("prefix"))
 	}
-	ok, err := b.IsAccessible(ctx)
+	var ok bool
+	err = s.request(ctx, func(ctx context.Context) (err error) {
+		ok, err = b.IsAccessible(ctx)
+		return err
+	})
 	if err != nil {
 		b.Close()
 		return nil, fmt.Errorf("bucket %s: %w", s.URL, cleanErr(err))
@@ -194,6 +198,20 @@ func withDefaults(u *url.URL) *url.URL {
 	return &v
 }
 
+// attributes reads key's attributes within the stall timeout.
+func (s *Store) attributes(ctx context.Context, key string) (attrs *blob.Attributes, err error) {
+	err = s.request(ctx, func(ctx context.Context) (err error) {
+		attrs, err = s.bucket.Attributes(ctx, key)
+		return err
+	})
+	return attrs, err
+}
+
+// delete removes key within the stall timeout.
+func (s *Store) delete(ctx context.Context, key string) error {
+	return s.request(ctx, func(ctx context.Context) error { return s.bucket.Delete(ctx, key) })
+}
+
 // Close releases the bucket.
 func (s *Store) Close() error { return s.bucket.Close() }
 
@@ -223,7 +241,12 @@ func (s *Store) List(ctx context.Context, tag string, manifests bool) ([]Snapsho
 	hasManifest := map[string]bool{}
 	// Large pages: some drivers (fileblob) walk the whole bucket per page.
 	for token := blob.FirstPageToken; token != nil; {
-		objs, next, err := s.bucket.ListPage(ctx, token, listPageSize, nil)
+		var objs []*blob.ListObject
+		var next []byte
+		err := s.request(ctx, func(ctx context.Context) (err error) {
+			objs, next, err = s.bucket.ListPage(ctx, token, listPageSize, nil)
+			return err
+		})
 		if err != nil {
 			return nil, fmt.Errorf("list %s: %w", s.URL, cleanErr(err))
 		}
@@ -287,7 +310,11 @@ func (s *Store) readManifests(ctx context.Context, snaps []Snapshot) error {
 
 // ReadManifest reads the manifest of the snapshot n.
 func (s *Store) ReadManifest(ctx context.Context, n Name) (*Manifest, error) {
-	b, err := s.bucket.ReadAll(ctx, n.Manifest())
+	var b []byte
+	err := s.request(ctx, func(ctx context.Context) (err error) {
+		b, err = s.bucket.ReadAll(ctx, n.Manifest())
+		return err
+	})
 	if gcerrors.Code(err) == gcerrors.NotFound {
 		return nil, fmt.Errorf("%s: %w", n, ErrNotFound)
 	}
@@ -328,7 +355,7 @@ func (s *Store) Find(ctx context.Context, nameOrLatest, tag string) (Snapshot, e
 	if !ok {
 		return Snapshot{}, inputErr(FieldSnapshot, nameOrLatest, "expected <tag>_<YYYY-MM-DD_HH-MM-SS>.db[.zst][.age] or latest")
 	}
-	attrs, err := s.bucket.Attributes(ctx, n.String())
+	attrs, err := s.attributes(ctx, n.String())
 	if gcerrors.Code(err) == gcerrors.NotFound {
 		return Snapshot{}, fmt.Errorf("snapshot %s in %s: %w", n, s.URL, ErrNotFound)
 	}
@@ -373,10 +400,10 @@ func quietS3Read(as func(any) bool) error {
 // Delete removes a snapshot: its manifest first, so that it stops counting
 // before its data goes.
 func (s *Store) Delete(ctx context.Context, n Name) error {
-	if err := s.bucket.Delete(ctx, n.Manifest()); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+	if err := s.delete(ctx, n.Manifest()); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
 		return fmt.Errorf("delete %s: %w", n.Manifest(), cleanErr(err))
 	}
-	if err := s.bucket.Delete(ctx, n.String()); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+	if err := s.delete(ctx, n.String()); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
 		return fmt.Errorf("delete %s: %w", n, cleanErr(err))
 	}
 	return nil

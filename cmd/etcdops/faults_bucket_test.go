@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -268,4 +269,59 @@ func assertNamesFault(t *testing.T, fault proxyFault, last string) {
 	if want := "bucket stalled: no byte moved for " + testStallTimeout; fault == stall && !strings.Contains(last, want) {
 		t.Errorf("error %q does not say %q", last, want)
 	}
+}
+
+// bucketSilent runs `backup save` (op "save") or `backup fetch` against an
+// S3 endpoint that accepts connections and never answers.
+func bucketSilent(op string) func(t *testing.T, fx *faultFixture) {
+	return func(t *testing.T, fx *faultFixture) {
+		be := objtest.S3(t)
+		u, err := url.Parse(be.NewBucket(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := u.Query()
+		q.Set("endpoint", "http://"+silentServer(t))
+		u.RawQuery = q.Encode()
+		dir := t.TempDir()
+		args := []string{"backup", "save", "--endpoints", fx.endpoint, "--to", u.String()}
+		if op == "fetch" {
+			args = []string{"backup", "fetch", "--from", u.String(), "latest", "--to", filepath.Join(dir, "s.db")}
+		}
+		last := failsWithin(t, time.Minute, be.Env, append(args, "--stall-timeout", testStallTimeout)...)
+		if want := "bucket stalled: no answer for " + testStallTimeout; !strings.Contains(last, want) {
+			t.Errorf("error %q does not say %q", last, want)
+		}
+		assertNothingIn(t, dir)
+	}
+}
+
+// silentServer returns the address of a server that accepts connections
+// and never answers, until the test ends.
+func silentServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn // read once the accept loop is done
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
 }
