@@ -29,17 +29,18 @@ import (
 // which beats the file, which applies even though the file replaces etcd's
 // own flags.
 var backupKeys = map[string]string{
-	"cron":         "take a backup at `SPEC` (5 cron fields, @hourly, \"@every 30m\"; UTC unless CRON_TZ=Zone): every member may set it, one member takes each slot",
-	"to":           "bucket `URL` for the member's scheduled backups",
-	"tag":          "name the scheduled backups `TAG`_<slot time> (default: cluster-<cluster ID>)",
-	"compress":     "compress the scheduled backups with zstd",
-	"keep-last":    "after each scheduled backup keep the `N` newest of the tag",
-	"keep-hourly":  "… and the newest of each of the last `N` hours",
-	"keep-daily":   "… and the newest of each of the last `N` days",
-	"keep-weekly":  "… and the newest of each of the last `N` weeks",
-	"keep-monthly": "… and the newest of each of the last `N` months",
-	"keep-within":  "… and every one within `DURATION` of the newest",
-	"user":         "take the scheduled backups as etcd user `NAME` when auth is on (snapshots need the root role); its password only in ETCDOPS_BACKUP_PASSWORD or the config file key backup-password",
+	"cron":          "take a backup at `SPEC` (5 cron fields, @hourly, \"@every 30m\"; UTC unless CRON_TZ=Zone): every member may set it, one member takes each slot",
+	"to":            "bucket `URL` for the member's scheduled backups",
+	"tag":           "name the scheduled backups `TAG`_<slot time> (default: cluster-<cluster ID>)",
+	"compress":      "compress the scheduled backups with zstd",
+	"keep-last":     "after each scheduled backup keep the `N` newest of the tag",
+	"keep-hourly":   "… and the newest of each of the last `N` hours",
+	"keep-daily":    "… and the newest of each of the last `N` days",
+	"keep-weekly":   "… and the newest of each of the last `N` weeks",
+	"keep-monthly":  "… and the newest of each of the last `N` months",
+	"keep-within":   "… and every one within `DURATION` of the newest",
+	"stall-timeout": "fail a scheduled backup when the bucket moves no byte for `DURATION` (default 1m)",
+	"user":          "take the scheduled backups as etcd user `NAME` when auth is on (snapshots need the root role); its password only in ETCDOPS_BACKUP_PASSWORD or the config file key backup-password",
 }
 
 // backupPassword is the one backup key with no flag, so that the password
@@ -149,6 +150,13 @@ func (f *flagSet) backupJob(configFile string, cfg *Config) (*schedule.JobConfig
 		}
 		jc.Compress = c
 	}
+	if s, ok := vals["stall-timeout"]; ok {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("%s: invalid value %q, expected a positive duration", name("stall-timeout"), s)
+		}
+		cfg.BackupStallTimeout = d
+	}
 	for k, dst := range map[string]*int{"keep-last": &jc.KeepLast, "keep-hourly": &jc.KeepHourly, "keep-daily": &jc.KeepDaily,
 		"keep-weekly": &jc.KeepWeekly, "keep-monthly": &jc.KeepMonthly} {
 		s, ok := vals[k]
@@ -243,7 +251,11 @@ func runBackups(ctx context.Context, e *embed.Etcd, cfg *Config, lg *zap.Logger)
 		claimer := &schedule.Claimer{KV: cli, Lease: cli, Member: ec.Name, TTL: ttl, Timeout: backupCommandTimeout}
 		return claimer.Claim(ctx, tag, at)
 	}
-	s, err := schedule.New(schedule.Config{Jobs: jobs, Logger: lg, Registerer: prometheus.DefaultRegisterer})
+	scfg := schedule.Config{Jobs: jobs, Logger: lg, Registerer: prometheus.DefaultRegisterer}
+	if cfg.BackupStallTimeout > 0 {
+		scfg.Bucket = []backup.StoreOption{backup.WithStallTimeout(cfg.BackupStallTimeout)}
+	}
+	s, err := schedule.New(scfg)
 	if err != nil {
 		return err
 	}

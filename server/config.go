@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -58,6 +59,9 @@ type Config struct {
 	// backups log in as (--backup-user, ETCDOPS_BACKUP_PASSWORD), when the
 	// cluster has auth enabled. The password is never logged.
 	BackupUser, BackupPassword string
+	// BackupStallTimeout fails a scheduled backup whose bucket moves no
+	// byte for so long (--backup-stall-timeout); 0 is backup's default.
+	BackupStallTimeout time.Duration
 	// EtcdopsVersion is recorded in the manifests of scheduled backups.
 	EtcdopsVersion string
 

@@ -164,6 +164,8 @@ func TestServeBackupBadInput(t *testing.T) {
 			"--backup-user: expected a user name without ':'; give the password in ETCDOPS_BACKUP_PASSWORD or the config file key backup-password"},
 		{"password without user", []string{"--backup-cron", "@hourly", "--backup-to", "mem://"}, []string{"ETCDOPS_BACKUP_PASSWORD=pw"}, "",
 			"ETCDOPS_BACKUP_PASSWORD: given without a user (--backup-user)"},
+		{"bad stall timeout", []string{"--backup-cron", "@hourly", "--backup-to", "mem://", "--backup-stall-timeout", "0s"}, nil, "",
+			`--backup-stall-timeout: invalid value "0s", expected a positive duration`},
 		{"password as a flag", []string{"--backup-cron", "@hourly", "--backup-to", "mem://", "--backup-user", "root", "--backup-password", "pw"}, nil, "",
 			"unknown flag --backup-password"},
 	} {
