@@ -2,7 +2,9 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -343,6 +345,10 @@ func (m *migration) checkLoad(w *etcdtest.Writer, q *etcdtest.QuorumWatcher, mem
 			m.t.Errorf("write %s sent at %s failed outside any leadership move: %v", f.Key, f.Time.Format(time.StampMilli), f.Err)
 			continue
 		}
+		if !droppedByTransfer(f.Err) {
+			m.t.Errorf("write %s sent at %s failed during a leadership move, not as etcd fails a proposal then: %v", f.Key, f.Time.Format(time.StampMilli), f.Err)
+			continue
+		}
 		during[k]++
 	}
 	for k, n := range during {
@@ -363,8 +369,27 @@ func (m *migration) checkLoad(w *etcdtest.Writer, q *etcdtest.QuorumWatcher, mem
 }
 
 // maxDroppedPerLeaderMove bounds the writes that one leadership transfer
-// may fail at 500 writes/s: it takes a few milliseconds on loopback.
-const maxDroppedPerLeaderMove = 3
+// may fail at 500 writes/s: the transfer takes a few milliseconds on
+// loopback (0–4 failed writes seen), longer when the two cores are busy.
+const maxDroppedPerLeaderMove = 8
+
+// droppedByTransfer reports whether err is how etcd fails a write sent while
+// leadership moves: the old leader drops proposals ("raft proposal
+// dropped"), and those that followers forwarded to it are dropped without
+// a reply, so the client's deadline (or the server's request timeout) ends
+// them. Either way the proposal was not applied.
+func droppedByTransfer(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	msg := err.Error()
+	for _, s := range []string{"raft proposal dropped", "request timed out", "DeadlineExceeded"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
 
 // leaderMoves are the spans of the journal's move-leader steps, each from
 // the event before it (the step's start) to its own.
