@@ -208,6 +208,10 @@ func stream(ctx context.Context, store *Store, cli *clientv3.Client, name Name, 
 	scanner := &revisionScanner{}
 	began := time.Now()
 	if _, err := copyFanout(in, []io.Writer{trailer, scanner}, []io.Writer{enc}); err != nil {
+		var we *bucketWriteError
+		if errors.As(err, &we) {
+			return nil, fmt.Errorf("upload to %s: %w", store.URL, cleanErr(we.err))
+		}
 		return nil, fmt.Errorf("stream from %s: %w", src.Endpoint, err)
 	}
 	if err := trailer.Check(); err != nil {

@@ -115,8 +115,18 @@ func (ww watchedWriter) Write(p []byte) (n int, err error) {
 		n, err = ww.w.Write(p)
 		return err
 	})
+	if err != nil {
+		err = &bucketWriteError{err}
+	}
 	return n, err
 }
+
+// bucketWriteError is a write to the bucket that failed, told apart from a
+// failed read of what is uploaded.
+type bucketWriteError struct{ err error }
+
+func (e *bucketWriteError) Error() string { return e.err.Error() }
+func (e *bucketWriteError) Unwrap() error { return e.err }
 
 // Reader reads an object's bytes; Store.Open returns it. A read that
 // makes no progress for the store's stall timeout fails with ErrStalled.

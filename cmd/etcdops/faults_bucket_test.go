@@ -215,6 +215,9 @@ func bucketFailsDuringUpload(backendName string, fault proxyFault) func(t *testi
 		last := failsWithin(t, time.Minute, env, append([]string{"backup", "save", "--endpoints", fx.endpoint,
 			"--to", proxied, "--command-timeout", "5s"}, stallFlags(fault)...)...)
 		assertNamesFault(t, fault, last)
+		if !strings.Contains(last, "upload") || strings.Contains(last, "stream from") {
+			t.Errorf("error %q does not name the upload as what failed", last)
+		}
 		if keys := bucketKeys(t, bucket); len(keys) > 0 {
 			t.Errorf("a failed upload left %v visible", keys)
 		}
