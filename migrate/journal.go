@@ -95,8 +95,8 @@ func (j *Journal) matches(path, clusterID string, r Request) error {
 		return &StateError{Path: path, Reason: fmt.Sprintf("records a migration of cluster %s, not of this cluster %s", j.ClusterID, clusterID)}
 	}
 	if !sameRequest(j.Plan.Request, r) {
-		return &StateError{Path: path, Reason: "records another migration of this cluster (other --add, --remove or --order); " +
-			"finish it, abort it, or give another --state-file"}
+		return &StateError{Path: path, Reason: "records another migration of this cluster (other members to add or remove, or another order); " +
+			"finish it, abort it, or use another state file"}
 	}
 	return nil
 }

@@ -241,8 +241,8 @@ func checkAdds(members []Member, adds []Add) error {
 		if why, dup := urls[a.PeerURL]; dup {
 			return inputErr("add", v, "peer URL %s is already %s", a.PeerURL, why)
 		}
-		names[a.Name] = "given to another --add"
-		urls[a.PeerURL] = "given to another --add"
+		names[a.Name] = "given to another member to add"
+		urls[a.PeerURL] = "given to another member to add"
 	}
 	return nil
 }

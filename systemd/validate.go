@@ -15,15 +15,16 @@ import (
 	"github.com/etcdops/etcdops/internal/memberconf"
 )
 
-// ValidationError names the flag whose value is wrong and what was expected.
+// ValidationError names the setting whose value is wrong and what was
+// expected; the command line names its flag.
 type ValidationError struct {
-	Flag     string // without dashes, as etcd names it
+	Setting  string // as etcd names it (its flag without dashes, its YAML key)
 	Value    string
 	Expected string
 }
 
 func (e *ValidationError) Error() string {
-	return fmt.Sprintf("--%s %q: expected %s", e.Flag, e.Value, e.Expected)
+	return fmt.Sprintf("%s %q: expected %s", e.Setting, e.Value, e.Expected)
 }
 
 var (
@@ -38,7 +39,7 @@ var (
 // *ValidationError for the first field that is wrong.
 func (m Member) Validate() error {
 	bad := func(flag, value, expected string) error {
-		return &ValidationError{Flag: flag, Value: value, Expected: expected}
+		return &ValidationError{Setting: flag, Value: value, Expected: expected}
 	}
 	if !nameRE.MatchString(m.Name) {
 		return bad("name", m.Name, "a member name of at most 63 letters, digits, '.', '_' or '-', starting with a letter or digit (the default is the short host name)")
@@ -154,7 +155,7 @@ func (m Member) validateEnv() error {
 			shown = k + "=..." // the value may be a secret
 		}
 		bad := func(expected string) error {
-			return &ValidationError{Flag: "env", Value: shown, Expected: expected}
+			return &ValidationError{Setting: "env", Value: shown, Expected: expected}
 		}
 		switch {
 		case !ok || !envKeyRE.MatchString(k):

@@ -83,13 +83,13 @@ func TestValidate(t *testing.T) {
 					t.Fatalf("Files: %v", err)
 				}
 			case !errors.As(err, &ve):
-				t.Fatalf("got %v, want a *ValidationError for --%s", err, tt.flag)
-			case ve.Flag != tt.flag:
-				t.Fatalf("got %v, want an error for --%s", err, tt.flag)
+				t.Fatalf("got %v, want a *ValidationError for %s", err, tt.flag)
+			case ve.Setting != tt.flag:
+				t.Fatalf("got %v, want an error for %s", err, tt.flag)
 			case strings.ContainsAny(err.Error(), "\n"):
 				t.Fatalf("error is not one line: %q", err)
-			case !strings.HasPrefix(err.Error(), "--"+tt.flag+" "):
-				t.Fatalf("error %q does not start with the flag", err)
+			case !strings.HasPrefix(err.Error(), tt.flag+" "):
+				t.Fatalf("error %q does not start with the setting", err)
 			}
 		})
 	}

@@ -105,7 +105,7 @@ func systemdUnit(c *cli.Context) error {
 		return fmt.Errorf("systemd unit: %w", err)
 	}
 	if err := m.Validate(); err != nil {
-		return usageError(fmt.Errorf("systemd unit: %w", err))
+		return usageError(fmt.Errorf("systemd unit: %w", systemdFlagError(err)))
 	}
 	files, err := m.Files()
 	if err != nil {
@@ -139,4 +139,14 @@ func forceHint(err error) error {
 		return fmt.Errorf("%w (use --force to replace it)", err)
 	}
 	return err
+}
+
+// systemdFlagError words a *systemd.ValidationError with the flag of its
+// setting (etcd's flags and ours share the names).
+func systemdFlagError(err error) error {
+	var ve *systemd.ValidationError
+	if !errors.As(err, &ve) {
+		return err
+	}
+	return fmt.Errorf("--%s %q: expected %s", ve.Setting, ve.Value, ve.Expected)
 }
