@@ -66,6 +66,12 @@ func renderReliability(date string) string {
 		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", r.name, r.op, r.fault, r.holds)
 	}
 
+	fmt.Fprintf(&b, "\n%d more rows belong to migrate and the scheduled backups; each is a test of its own, named here.\n\n", len(capabilityFaults))
+	fmt.Fprintf(&b, "| Name | Test | Operation | Fault | Shown to hold |\n|---|---|---|---|---|\n")
+	for _, r := range capabilityFaults {
+		fmt.Fprintf(&b, "| `%s` | `%s` in `%s/` | %s | %s | %s |\n", r.name, r.test, r.pkg, r.op, r.fault, r.holds)
+	}
+
 	fmt.Fprintf(&b, "\n## Bad-input catalogue\n\n")
 	fmt.Fprintf(&b, "%d cases. Each asserts the exit code (2 for bad input; `health` exits 3, UNKNOWN, as a Nagios plugin),\n", len(catalogue))
 	fmt.Fprintf(&b, "that stderr is one line `etcdops: …` holding every fragment shown, and that nothing happened: nothing new\n")
