@@ -74,7 +74,8 @@ type migrateInput struct {
 	newMembers []restore.Member
 }
 
-// migrateRequest reads and checks the flags that say what to do.
+// migrateRequest reads and checks the flags that say what to do, and
+// makes the logger; the caller syncs in.conn.Logger.
 func migrateRequest(c *cli.Context) (*migrateInput, error) {
 	if err := noArgsAndFormat(c); err != nil {
 		return nil, err
@@ -119,6 +120,9 @@ func migrateRequest(c *cli.Context) (*migrateInput, error) {
 	} else if c.IsSet("client-urls") {
 		return nil, usageError(errors.New("--client-urls: expected only with --add"))
 	}
+	if in.conn.Logger, err = newLogger(c.String("log-level")); err != nil {
+		return nil, err
+	}
 	return in, nil
 }
 
@@ -144,12 +148,7 @@ func migratePlan(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	lg, err := newLogger(c.String("log-level"))
-	if err != nil {
-		return err
-	}
-	defer lg.Sync()
-	in.conn.Logger = lg
+	defer in.conn.Logger.Sync()
 	plan, done, journal, err := migrate.Preview(c.Context, migrate.Options{Connection: in.conn, Request: in.req, StateFile: c.String("state-file")})
 	if err != nil {
 		return migrateRunError(err)
@@ -217,12 +216,7 @@ func migrateRunAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	lg, err := newLogger(c.String("log-level"))
-	if err != nil {
-		return err
-	}
-	defer lg.Sync()
-	in.conn.Logger = lg
+	defer in.conn.Logger.Sync()
 	files := memberFiles(c)
 	jsonOut := c.String("write-out") == "json"
 	out := c.App.Writer
