@@ -350,6 +350,7 @@ func (m *migration) checkLoad(w *etcdtest.Writer, q *etcdtest.QuorumWatcher, mem
 			continue
 		}
 		during[k]++
+		m.t.Logf("write %s sent at %s while leadership moved: %v", f.Key, f.Time.Format(time.StampMilli), f.Err)
 	}
 	for k, n := range during {
 		if n > maxDroppedPerLeaderMove {
