@@ -98,6 +98,8 @@ var faultMatrix = []faultRow{
 		"exit 1 naming the upload (not the member's stream) as what failed; nothing visible; the next save succeeds", bucketFailsDuringUpload("gs", reset)},
 	{"upload-reset-azblob", "`backup save` to Azurite", "every connection reset (RST) after 2 MiB of upload",
 		"exit 1; nothing visible; the next save succeeds", bucketFailsDuringUpload("azblob", reset)},
+	{"download-stall-gs", "`backup fetch` from fake-gcs-server", "every connection stalled after 2 MiB of download; `--stall-timeout 5s`",
+		"exit 1 naming `bucket stalled: no byte moved for 5s`; no file, no `.part`", bucketFailsDuringDownload("gs", stall)},
 	{"download-reset-azblob", "`backup fetch` from Azurite", "every connection reset (RST) after 2 MiB of download",
 		"exit 1; no file, no `.part`", bucketFailsDuringDownload("azblob", reset)},
 	{"download-stall-azblob", "`backup fetch` from Azurite", "every connection stalled after 2 MiB of download; `--stall-timeout 5s`",

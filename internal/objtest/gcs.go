@@ -36,7 +36,9 @@ func startFakeGCS() (*server, error) {
 		path: path,
 		args: func(addr, dir string) []string {
 			return []string{"-scheme", "http", "-host", "127.0.0.1", "-port", portOf(addr),
-				"-public-host", addr, "-external-url", "http://" + addr,
+				// A public host without a port: requests through a test's
+				// proxy (another port) still reach the object routes.
+				"-public-host", "127.0.0.1", "-external-url", "http://" + addr,
 				"-backend", "filesystem", "-filesystem-root", dir, "-log-level", "warn"}
 		},
 		stopSig: syscall.SIGTERM,
