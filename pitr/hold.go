@@ -1,5 +1,9 @@
 // Package pitr is etcdops' point-in-time recovery: a continuous log of a
 // cluster's changes between snapshots, and the replay of it to any revision.
+//
+// A tag's log is stored beside its snapshots, below <tag>_log/: segments
+// named by their first and last revision (the format is in segment.go),
+// and gap records where the log could not go on (see LogSuffix).
 package pitr
 
 import (
