@@ -2,79 +2,12 @@ package migrate
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
-	"time"
-
-	"go.uber.org/zap"
-
-	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/etcdops/etcdops/health"
-	"github.com/etcdops/etcdops/internal/etcdclient"
 )
-
-// Conn is what a migration needs of a connection to the cluster.
-type Conn interface {
-	clientv3.Cluster
-	clientv3.Maintenance
-	Close() error
-}
-
-// Dialer connects to the given client URLs of the cluster.
-type Dialer func(endpoints []string) (Conn, error)
-
-// Connection says how to reach the cluster.
-type Connection struct {
-	// Client holds the endpoints to start from and the connection settings
-	// (TLS, auth, dial timeout) shared with etcdctl.
-	Client etcdclient.Config
-	// Timeout bounds each request and each health check.
-	Timeout time.Duration
-	// Logger logs the client's internals; nil logs nothing.
-	Logger *zap.Logger
-}
-
-func (c Connection) logger() *zap.Logger {
-	if c.Logger == nil {
-		return zap.NewNop()
-	}
-	return c.Logger
-}
-
-// Dial connects to endpoints with c's settings.
-func (c Connection) Dial(endpoints []string) (Conn, error) {
-	cfg := c.Client
-	cfg.Endpoints = endpoints
-	cli, err := etcdclient.New(&cfg, c.logger())
-	if err != nil {
-		return nil, err
-	}
-	return &client{Client: cli, own: clientv3.NewMaintenanceFromMaintenanceClient(clientv3.RetryMaintenanceClient(cli, cli.ActiveConnection()), cli)}, nil
-}
-
-// client asks its only endpoint for its status over its own connection:
-// clientv3 dials a new one for each Status call, so that a caller polling a
-// member that does not serve yet would wait for a whole handshake each time
-// instead of for the connection it keeps.
-type client struct {
-	*clientv3.Client
-	own clientv3.Maintenance
-}
-
-func (c *client) Status(ctx context.Context, endpoint string) (*clientv3.StatusResponse, error) {
-	if eps := c.Endpoints(); len(eps) == 1 && eps[0] == endpoint {
-		return c.own.Status(ctx, endpoint)
-	}
-	return c.Client.Status(ctx, endpoint)
-}
-
-// UnreachableError says that no endpoint of the cluster answered.
-type UnreachableError struct{ Reason string }
-
-func (e *UnreachableError) Error() string { return "cluster unreachable: " + e.Reason }
 
 // Gather reads the facts a plan is made from: a health check of every
 // member (through the member list of the given endpoints) and the
@@ -108,7 +41,7 @@ func Gather(ctx context.Context, c Connection, endpoints []string, ours []string
 		if len(v.Reasons) > 0 {
 			why = v.Reasons[0].Message
 		}
-		return f, r, &UnreachableError{Reason: why}
+		return f, r, fmt.Errorf("cluster unreachable: %s", why)
 	}
 	conn, err := c.Dial(reachable)
 	if err != nil {
@@ -165,6 +98,3 @@ func unhealthy(r *health.Report, v health.Verdict, ours, stopped []string) strin
 	}
 	return strings.Join(why, "; ")
 }
-
-// errNoMember is returned when a member to act on is not in the list.
-var errNoMember = errors.New("member not found")

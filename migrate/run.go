@@ -377,31 +377,6 @@ func (r *runner) useMembers(members []Member) {
 	}
 }
 
-// list reads the linearizable member list.
-func (r *runner) list(ctx context.Context) ([]Member, error) {
-	conn, err := r.dial(r.endpoints)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	rctx, cancel := context.WithTimeout(ctx, r.o.Connection.Timeout)
-	defer cancel()
-	resp, err := conn.MemberList(rctx)
-	if err != nil {
-		return nil, fmt.Errorf("member list: %w", err)
-	}
-	members := fromPB(resp.Members)
-	r.useMembers(members)
-	return members, nil
-}
-
-func (r *runner) dial(endpoints []string) (Conn, error) {
-	if r.o.Dial != nil {
-		return r.o.Dial(endpoints)
-	}
-	return r.o.Connection.Dial(endpoints)
-}
-
 func fromPB(list []*etcdserverpb.Member) []Member {
 	var out []Member
 	for _, m := range list {
