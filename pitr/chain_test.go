@@ -20,9 +20,13 @@ func seg(first, last int64) SegmentName {
 	return SegmentName{Tag: "t", First: first, Last: last, Ext: SegmentExt}
 }
 
-func gap(first, last int64) SegmentName { return SegmentName{Tag: "t", First: first, Last: last, Gap: true} }
+func gap(first, last int64) SegmentName {
+	return SegmentName{Tag: "t", First: first, Last: last, Gap: true}
+}
 
-func base(rev int64) Base { return Base{Name: fmt.Sprintf("snap-%d", rev), Revision: rev, Time: at(rev)} }
+func base(rev int64) Base {
+	return Base{Name: fmt.Sprintf("snap-%d", rev), Revision: rev, Time: at(rev)}
+}
 
 // listing: snapshots at 100, 400 and 1000 (and one of unknown revision);
 // segments 101-700 with overlaps, a recorded gap 701-999, segments
