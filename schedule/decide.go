@@ -10,8 +10,8 @@ import (
 type CatchUp string
 
 const (
-	// CatchUpOnce runs once at start when the newest complete snapshot of
-	// the job's tag is older than one interval of its schedule.
+	// CatchUpOnce runs once at start, for the most recent due slot, when
+	// the newest complete snapshot of the job's tag is older than it.
 	CatchUpOnce CatchUp = "once"
 	// CatchUpNone waits for the next activation.
 	CatchUpNone CatchUp = "none"
@@ -28,20 +28,24 @@ func ParseCatchUp(s string) (CatchUp, error) {
 	return "", fmt.Errorf("invalid value %q, expected once or none", s)
 }
 
-// ShouldCatchUp decides whether a job runs once at start. newest is the
-// time of the newest complete snapshot of its tag in the bucket (zero when
-// it has none, or when the bucket could not be listed). Missed runs are
-// judged from the bucket, not from local state, so the decision survives
-// restarts and moves to new hosts; and it is one run, never one per missed
-// slot.
-func ShouldCatchUp(mode CatchUp, spec Spec, newest, now time.Time) bool {
+// CatchUpSlot decides whether a job runs once at start, and for which
+// slot. newest is the time of the newest complete snapshot of its tag in
+// the bucket (zero when it has none, or when the bucket could not be
+// listed). The job catches up only when the most recent due slot (the
+// latest activation at or before now) is newer than newest, and then for
+// that slot: a slot whose snapshot exists is done. Missed runs are judged
+// from the bucket, not from local state, so the decision survives
+// restarts and moves to new hosts; and it is one run, never one per
+// missed slot.
+func CatchUpSlot(mode CatchUp, spec Spec, newest, now time.Time) (slot time.Time, ok bool) {
 	if mode == CatchUpNone {
-		return false
+		return time.Time{}, false
 	}
-	if newest.IsZero() {
-		return true
+	due := spec.Prev(now)
+	if due.IsZero() || !due.After(newest) {
+		return time.Time{}, false
 	}
-	return now.Sub(newest) > spec.Interval(now)
+	return due, true
 }
 
 // Stale reports whether a job whose last success was at last (zero for

@@ -2,6 +2,7 @@ package schedule
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -52,6 +53,12 @@ func (s *Scheduler) runBackup(ctx context.Context, st *jobState, at time.Time) {
 	defer s.logNext(st)
 	if err != nil && ctx.Err() != nil {
 		st.lg.Info("run aborted by shutdown; nothing of it is in the bucket", zap.Error(err))
+		return
+	}
+	if errors.Is(err, backup.ErrNameTaken) {
+		// Another run (a catch-up, another scheduler) saved this slot.
+		st.lg.Info("slot already saved; nothing to do", zap.Time("slot", at))
+		s.newest(ctx, st)
 		return
 	}
 	st.mu.Lock()

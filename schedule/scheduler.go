@@ -153,14 +153,15 @@ func (s *Scheduler) Run(ctx context.Context) (err error) {
 			c.Schedule(st.Verify.sched, s.wrap(rctx, st, &st.verifying, func() { s.runVerify(rctx, st) }))
 		}
 		newest := s.newest(rctx, st)
-		catchUp := ShouldCatchUp(st.CatchUp, st.Cron, newest, now)
+		slot, catchUp := CatchUpSlot(st.CatchUp, st.Cron, newest, now)
+		fields := []zap.Field{zap.String("cron", st.Cron.Text), zap.Time("next-run", st.Cron.Next(now)),
+			zap.Duration("interval", st.Cron.Interval(now)), zap.Time("newest-snapshot", newest), zap.Bool("catch-up-now", catchUp)}
 		if catchUp {
-			catchUps = append(catchUps, s.wrap(rctx, st, token, func() { s.runBackup(rctx, st, st.Cron.Prev(s.cfg.Now())) }))
+			catchUps = append(catchUps, s.wrap(rctx, st, token, func() { s.runBackup(rctx, st, slot) }))
+			fields = append(fields, zap.Time("catch-up-slot", slot))
 		}
-		next := st.Cron.Next(now)
-		s.metrics.nextRun.WithLabelValues(st.Name).Set(unix(next))
-		st.lg.Info("job scheduled", zap.String("cron", st.Cron.Text), zap.Time("next-run", next),
-			zap.Duration("interval", st.Cron.Interval(now)), zap.Time("newest-snapshot", newest), zap.Bool("catch-up-now", catchUp))
+		s.metrics.nextRun.WithLabelValues(st.Name).Set(unix(st.Cron.Next(now)))
+		st.lg.Info("job scheduled", fields...)
 	}
 	c.Start()
 	for _, j := range catchUps {

@@ -300,6 +300,13 @@ func TestCatchUpAfterRestart(t *testing.T) {
 		}
 		return nil
 	})
+	// A run for a slot whose snapshot exists (a catch-up and the schedule,
+	// two schedulers) is done, never a failure.
+	slot := r.logs.FilterMessage("job scheduled").All()[0].ContextMap()["catch-up-slot"].(time.Time)
+	r.runBackup(t.Context(), r.jobs[0], slot)
+	if f := r.runs("hourly", resultFailure); f != 0 || r.logs.FilterMessage("slot already saved; nothing to do").Len() != 1 {
+		t.Errorf("a second run for the saved slot %v: %v failed runs, logs %v", slot, f, r.logs.FilterMessage("backup failed").All())
+	}
 	r.stop(t)
 	if snaps := complete(t, url, backup.SafeTag(c.Members[0].Spec.Name)); len(snaps) != 1 {
 		t.Fatalf("%d snapshots after the catch-up run", len(snaps))

@@ -31,8 +31,12 @@ func (e *SpecError) Error() string { return fmt.Sprintf("cron spec %q: %v", e.Sp
 func (e *SpecError) Unwrap() error { return e.Err }
 
 // ParseSpec parses a 5-field cron line or a descriptor. It is evaluated in
-// UTC unless it starts with "CRON_TZ=Zone ".
-func ParseSpec(text string) (Spec, error) {
+// UTC unless it starts with "CRON_TZ=Zone ". A spec with no activation in
+// the next five years (a date that does not exist, such as 30 February)
+// is refused: robfig/cron's Next gives up there.
+func ParseSpec(text string) (Spec, error) { return parseSpecAt(text, time.Now()) }
+
+func parseSpecAt(text string, now time.Time) (Spec, error) {
 	s := strings.TrimSpace(text)
 	if s == "" {
 		return Spec{}, &SpecError{Spec: text, Err: fmt.Errorf("empty; expected 5 fields such as \"0 * * * *\" or a descriptor such as @hourly or \"@every 30m\"")}
@@ -50,17 +54,28 @@ func ParseSpec(text string) (Spec, error) {
 	if e, ok := sched.(cron.ConstantDelaySchedule); ok {
 		sched = every{e.Delay} // cron rounds it to whole seconds, at least 1s
 	}
+	if sched.Next(now).IsZero() {
+		return Spec{}, &SpecError{Spec: text, Err: fmt.Errorf("no run in the next five years: expected a date that exists, such as \"0 0 28 2 *\" rather than \"0 0 30 2 *\"")}
+	}
 	return Spec{Text: text, sched: sched}, nil
 }
 
-// Next is the first activation after t.
+// Next is the first activation after t; the zero time when there is none
+// in the five years after t.
 func (s Spec) Next(t time.Time) time.Time { return s.sched.Next(t) }
 
 // Interval is the schedule's period as seen from t: the time between the
-// next two activations after t.
+// next two activations after t; 0 when there are not two.
 func (s Spec) Interval(t time.Time) time.Duration {
 	next := s.sched.Next(t)
-	return s.sched.Next(next).Sub(next)
+	if next.IsZero() {
+		return 0
+	}
+	after := s.sched.Next(next)
+	if after.IsZero() {
+		return 0
+	}
+	return after.Sub(next)
 }
 
 // Slot is the scheduled time of a run that cron started at t (at or just
@@ -73,25 +88,38 @@ func (s Spec) Slot(t time.Time) time.Time {
 	return t.Truncate(time.Minute)
 }
 
+// Bounds of Prev's search: how far back it looks for an activation (twice
+// the five years of cron's own search), and how many activations it steps
+// through from there to t.
+const (
+	prevLookBack = 2 * 5 * 366 * 24 * time.Hour
+	prevMaxSteps = 1 << 20
+)
+
 // Prev is the latest activation at or before t: the slot a run started at
-// t makes up for.
+// t makes up for. It is the zero time when it cannot be found within
+// prevLookBack and prevMaxSteps (a schedule that never fires).
 func (s Spec) Prev(t time.Time) time.Time {
 	if e, ok := s.sched.(every); ok {
 		return t.Truncate(e.d)
 	}
 	back := 2*s.Interval(t) + time.Minute
 	prev := s.sched.Next(t.Add(-back))
-	for prev.After(t) && back < 800*24*time.Hour {
-		back *= 2
+	for (prev.IsZero() || prev.After(t)) && back < prevLookBack {
+		back = min(2*back, prevLookBack)
 		prev = s.sched.Next(t.Add(-back))
 	}
-	for {
+	if prev.IsZero() || prev.After(t) {
+		return time.Time{}
+	}
+	for range prevMaxSteps {
 		n := s.sched.Next(prev)
-		if n.After(t) {
+		if n.IsZero() || n.After(t) {
 			return prev
 		}
 		prev = n
 	}
+	return time.Time{}
 }
 
 // every is "@every D" on a fixed grid: at multiples of D since Go's zero

@@ -79,6 +79,8 @@ func TestParseSpecRefuses(t *testing.T) {
 		{"@every banana", "failed to parse duration"},
 		{"CRON_TZ=Mars/Olympus 0 * * * *", "provided bad location"},
 		{"TZ=UTC 0 * * * *", "CRON_TZ="},
+		{"0 0 30 2 *", "no run in the next five years"},
+		{"0 0 31 4 *", "no run in the next five years"},
 	} {
 		_, err := ParseSpec(tc.spec)
 		if err == nil {
@@ -89,6 +91,34 @@ func TestParseSpecRefuses(t *testing.T) {
 		if !strings.Contains(msg, tc.want) || !strings.Contains(msg, `"`+tc.spec+`"`) || strings.Contains(msg, "\n") {
 			t.Errorf("ParseSpec(%q) = %q; want one line quoting the spec and %q", tc.spec, msg, tc.want)
 		}
+	}
+}
+
+// TestSlotSearchesAreBounded: on a schedule with no activation (robfig's
+// Next is the zero time), and on one whose activations are years apart,
+// Prev and Interval return, and never a time after t.
+func TestSlotSearchesAreBounded(t *testing.T) {
+	never, err := parser.Parse("CRON_TZ=UTC 0 0 30 2 *")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leap, _ := ParseSpec("0 0 29 2 *")
+	at := utc("2027-06-01T00:00:00Z")
+	done := make(chan [3]time.Time, 1)
+	go func() {
+		s := Spec{Text: "0 0 30 2 *", sched: never}
+		done <- [3]time.Time{s.Prev(at), time.Time{}.Add(s.Interval(at)), leap.Prev(at)}
+	}()
+	select {
+	case got := <-done:
+		if !got[0].IsZero() || !got[1].IsZero() {
+			t.Errorf("never-firing spec: Prev = %v, Interval = %v; want zero, zero", got[0], got[1].Sub(time.Time{}))
+		}
+		if !got[2].Equal(utc("2024-02-29T00:00:00Z")) {
+			t.Errorf("leap-day spec: Prev(%v) = %v, want 2024-02-29", at, got[2])
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Prev of a never-firing spec did not return: an unbounded search")
 	}
 }
 

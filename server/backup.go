@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"sigs.k8s.io/yaml"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -200,7 +201,10 @@ func startBackups(ctx context.Context, e *embed.Etcd, cfg *Config, lg *zap.Logge
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := runBackups(ctx, e, cfg, lg.Named("backup")); err != nil {
+		// etcd's logger adds a stack trace to every error; a failed backup
+		// is told by its message.
+		blg := lg.Named("backup").WithOptions(zap.AddStacktrace(zapcore.FatalLevel))
+		if err := runBackups(ctx, e, cfg, blg); err != nil {
 			lg.Error("scheduled backups stopped", zap.Error(err))
 		}
 	}()

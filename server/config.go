@@ -137,7 +137,12 @@ func Parse(args []string) (*Config, error) {
 	if f.configFile == "" {
 		f.configFile = os.Getenv(flags.FlagToEnv("ETCD", "config-file"))
 	}
+	// The backup settings first: etcd's Validate logs warnings about a
+	// config it accepts, which would precede their one-line error.
 	var err error
+	if cfg.Backup, err = f.backupJob(f.configFile, cfg); err != nil {
+		return nil, err
+	}
 	if f.configFile != "" {
 		cfg.ConfigFile = f.configFile
 		cfg.Overridden = f.overridden()
@@ -149,9 +154,6 @@ func Parse(args []string) (*Config, error) {
 		cfg.Embed, err = f.fromCmdLine()
 	}
 	if err != nil {
-		return nil, err
-	}
-	if cfg.Backup, err = f.backupJob(f.configFile, cfg); err != nil {
 		return nil, err
 	}
 	deprecated, err := applyDeprecated(cfg.Embed)

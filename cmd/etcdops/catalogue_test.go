@@ -138,6 +138,13 @@ var catalogue = []badInput{
 	{cmd: "health", args: []string{"--endpoints", "$EP", "extra"}, code: 3, want: []string{`"extra"`, "endpoints go in --endpoints"}},
 	{cmd: "health", args: []string{"--endpoints", "$EP", "--command-timeout", "-1s"}, code: 3, want: []string{"--command-timeout", "expected a positive duration"}},
 
+	// schedule and the member's own schedule: nothing started, nothing in the bucket.
+	{cmd: "schedule", args: []string{"--endpoints", "$EP", "--cron", "0 0 30 2 *", "--to", "$BUCKET", "--tag", "t"}, code: 2, want: []string{`--cron: cron spec "0 0 30 2 *"`, "no run in the next five years"}},
+	{cmd: "schedule", args: []string{"--endpoints", "$EP", "--config", "jobs.yml"}, code: 2, want: []string{"--config jobs.yml", `job "a": cron: cron spec "0 0 31 4 *"`, "no run in the next five years"},
+		files: map[string]string{"jobs.yml": "jobs:\n  - {name: a, cron: '0 0 31 4 *', to: 'mem://'}\n"}},
+	{cmd: "serve", args: []string{"--backup-cron", "0 0 30 2 *", "--backup-to", "$BUCKET"}, code: 2, want: []string{`--backup-cron: cron spec "0 0 30 2 *"`, "no run in the next five years"}},
+	{cmd: "systemd backup", args: []string{"--name", "x", "--", "--endpoints", "$EP", "--cron", "0 0 30 2 *", "--to", "$BUCKET"}, code: 2, want: []string{`--cron: cron spec "0 0 30 2 *"`, "no run in the next five years"}},
+
 	// systemd unit: no file written.
 	{cmd: "systemd unit", args: []string{"--bogus"}, code: 2, want: []string{"-bogus", "not defined"}},
 	{cmd: "systemd unit", args: []string{"extra"}, code: 2, want: []string{`unexpected argument "extra"`}},

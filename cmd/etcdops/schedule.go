@@ -23,7 +23,7 @@ func scheduleCommand() *cli.Command {
 		&cli.StringFlag{Name: "verify-cron", Usage: "restore-test the newest snapshot at `SPEC`"},
 		&cli.StringFlag{Name: "config", Usage: "YAML `FILE` of jobs (instead of --cron, --to and the other job flags)"},
 		&cli.StringFlag{Name: "jitter", Usage: "wait a random delay of up to `DURATION` before each run"},
-		&cli.StringFlag{Name: "catch-up", Value: "once", Usage: "`MODE` at start when the newest snapshot is older than one interval: once or none"},
+		&cli.StringFlag{Name: "catch-up", Value: "once", Usage: "`MODE` at start when the most recent due slot is newer than the newest snapshot: once or none"},
 		&cli.StringFlag{Name: "heartbeat-url", Usage: "POST to `URL` after each successful save (a dead-man's switch)"},
 		&cli.StringFlag{Name: "heartbeat-fail-url", Usage: "POST to `URL` after each failed run"},
 		&cli.StringFlag{Name: "metrics-addr", Usage: "serve /metrics and /healthz on `HOST:PORT`"},
@@ -36,7 +36,9 @@ func scheduleCommand() *cli.Command {
 		UsageText: "etcdops schedule --cron SPEC --endpoints URLS --to URL [--tag TAG] [--keep-daily N …] [--metrics-addr HOST:PORT]\n   etcdops schedule --config FILE [--endpoints URLS] [--metrics-addr HOST:PORT]",
 		Description: "Each run is a backup save and then its retention (never after a failed save; a failure to prune\n" +
 			"does not fail the run). Runs of a job never overlap: one due while the last is going is skipped.\n" +
-			"At start, a job whose newest snapshot in the bucket is older than one interval runs once at once.\n" +
+			"At start, a job whose most recent due slot is newer than its newest snapshot in the bucket runs once\n" +
+			"at once, for that slot; a slot whose snapshot exists is done. A spec with no run in the next five\n" +
+			"years (30 February) is refused.\n" +
 			"\"@every D\" runs at multiples of D since midnight UTC. SIGTERM aborts an upload in progress.\n\n" +
 			"Exit codes: 0 stopped by SIGTERM/SIGINT, 1 a bucket or the metrics address cannot be used,\n" +
 			"2 bad flags, schedule or config file (nothing was started).",

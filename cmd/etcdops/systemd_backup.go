@@ -3,9 +3,11 @@ package main
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/etcdops/etcdops/schedule"
 	"github.com/etcdops/etcdops/systemd"
 )
 
@@ -44,6 +46,9 @@ func systemdBackupCommand() *cli.Command {
 				Binary: c.String("binary"), User: c.String("user"), Group: c.String("group"), EnvFile: c.String("env-file")}
 			b.SetDefaults()
 			files, err := b.Files()
+			if err == nil && !b.Timer {
+				err = checkSpecs(b.Args)
+			}
 			if err != nil {
 				return usageError(fmt.Errorf("systemd backup: %w", err))
 			}
@@ -63,4 +68,24 @@ func systemdBackupCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// checkSpecs parses the schedules among the flags of etcdops schedule as
+// it will, so that a unit whose service could never run is not written.
+func checkSpecs(args []string) error {
+	for i, a := range args {
+		for _, flag := range []string{"--cron", "--verify-cron"} {
+			v, ok := strings.CutPrefix(a, flag+"=")
+			if !ok && a == flag && i+1 < len(args) {
+				v, ok = args[i+1], true
+			}
+			if !ok {
+				continue
+			}
+			if _, err := schedule.ParseSpec(v); err != nil {
+				return fmt.Errorf("%s: %w", flag, err)
+			}
+		}
+	}
+	return nil
 }

@@ -26,9 +26,10 @@ func newLogger(level string) (*zap.Logger, error) {
 	cfg := zap.NewProductionConfig()
 	if onTerminal() {
 		cfg = zap.NewDevelopmentConfig()
-		cfg.DisableStacktrace = true
 		cfg.DisableCaller = true
 	}
+	// An operator's log wants the error's message, not the goroutine's stack.
+	cfg.DisableStacktrace = true
 	cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder // as etcd's logs
 	cfg.Level = zap.NewAtomicLevelAt(lvl)
 	cfg.Sampling = nil
