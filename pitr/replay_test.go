@@ -1,4 +1,4 @@
-package pitr
+package pitr_test
 
 import (
 	"bytes"
@@ -21,6 +21,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/etcdops/etcdops/internal/etcdtest"
+	"github.com/etcdops/etcdops/internal/pitrtest"
+	"github.com/etcdops/etcdops/pitr"
 )
 
 // logFixture is a member with a snapshot at revision S and a log of the
@@ -30,24 +32,24 @@ type logFixture struct {
 	ep   string
 	snap []byte // the snapshot's database, without etcd's trailer
 	S, T int64
-	log  []Revision
+	log  []pitr.Revision
 	ttls map[int64]int64
 }
 
 func newLogFixture(t *testing.T) *logFixture {
 	c := etcdtest.StartEmbedded(t, 1)
 	cli := c.Client()
-	w := newWorkload(t, cli, 15)
-	w.run(300)
-	w.expire(3)
-	f := &logFixture{cli: cli, ep: c.Endpoints()[0], ttls: w.ttls}
-	f.S = w.rev()
+	w := pitrtest.NewWorkload(t, cli, 15)
+	w.Run(300)
+	w.Expire(3)
+	f := &logFixture{cli: cli, ep: c.Endpoints()[0], ttls: w.TTLs}
+	f.S = w.Rev()
 	f.snap = snapshotDB(t, cli)
-	w.run(400)
-	w.expire(4)
-	w.run(300)
-	f.T = w.rev()
-	f.log = watchLog(t, cli, f.S+1, f.T, w.ttls)
+	w.Run(400)
+	w.Expire(4)
+	w.Run(300)
+	f.T = w.Rev()
+	f.log = pitrtest.WatchLog(t, cli, f.S+1, f.T, w.TTLs)
 	if len(f.log) != int(f.T-f.S) || f.log[0].Rev != f.S+1 || f.log[len(f.log)-1].Rev != f.T {
 		t.Fatalf("watch gave %d revisions for %d through %d", len(f.log), f.S+1, f.T)
 	}
@@ -104,7 +106,7 @@ func TestReplayMatchesTheCluster(t *testing.T) {
 	}
 	for _, target := range targets {
 		path := f.db(t)
-		res, err := Replay(context.Background(), path, seq(f.log), target, ReplayOptions{Logger: zap.NewNop()})
+		res, err := pitr.Replay(context.Background(), path, pitrtest.Seq(f.log), target, pitr.ReplayOptions{Logger: zap.NewNop()})
 		if err != nil {
 			t.Fatalf("replay to %d: %v", target, err)
 		}
@@ -184,19 +186,19 @@ func TestReplayRefuses(t *testing.T) {
 	if n < 40 {
 		t.Fatalf("log of %d revisions, expected more", n)
 	}
-	replay := func(t *testing.T, target int64, parts ...[]Revision) (*ReplayResult, error) {
-		return Replay(ctx, f.db(t), seq(parts...), target, ReplayOptions{})
+	replay := func(t *testing.T, target int64, parts ...[]pitr.Revision) (*pitr.ReplayResult, error) {
+		return pitr.Replay(ctx, f.db(t), pitrtest.Seq(parts...), target, pitr.ReplayOptions{})
 	}
 	t.Run("missing inside", func(t *testing.T) {
 		_, err := replay(t, f.T, log[:10], log[13:])
-		var me *MissingError
-		if !errors.As(err, &me) || !errors.Is(err, ErrIncomplete) || me.From != f.S+11 || me.To != f.S+13 {
+		var me *pitr.MissingError
+		if !errors.As(err, &me) || !errors.Is(err, pitr.ErrIncomplete) || me.From != f.S+11 || me.To != f.S+13 {
 			t.Fatalf("expected revisions %d through %d missing, got %v", f.S+11, f.S+13, err)
 		}
 	})
 	t.Run("missing at the end", func(t *testing.T) {
 		_, err := replay(t, f.T, log[:20])
-		var me *MissingError
+		var me *pitr.MissingError
 		if !errors.As(err, &me) || me.From != f.S+21 || me.To != f.T {
 			t.Fatalf("expected revisions %d through %d missing, got %v", f.S+21, f.T, err)
 		}
@@ -209,32 +211,32 @@ func TestReplayRefuses(t *testing.T) {
 	})
 	t.Run("twice alike", func(t *testing.T) {
 		path := f.db(t)
-		res, err := Replay(ctx, path, seq(log[:30], log[10:]), Latest, ReplayOptions{})
+		res, err := pitr.Replay(ctx, path, pitrtest.Seq(log[:30], log[10:]), pitr.Latest, pitr.ReplayOptions{})
 		if err != nil || res.To != f.T || res.Duplicates != 20 || res.Revisions != n {
 			t.Fatalf("expected %d revisions and 20 duplicates, got %+v, %v", n, res, err)
 		}
 		f.compare(t, path, f.T)
 	})
 	t.Run("twice differently", func(t *testing.T) {
-		for _, change := range []func(*Revision){
-			func(r *Revision) { r.Events[0].Kv.Value = append(slices.Clone(r.Events[0].Kv.Value), 'x') },
-			func(r *Revision) { r.Events = r.Events[:len(r.Events)-1] },
-			func(r *Revision) {
+		for _, change := range []func(*pitr.Revision){
+			func(r *pitr.Revision) { r.Events[0].Kv.Value = append(slices.Clone(r.Events[0].Kv.Value), 'x') },
+			func(r *pitr.Revision) { r.Events = r.Events[:len(r.Events)-1] },
+			func(r *pitr.Revision) {
 				r.Events[0].Type = 1 - r.Events[0].Type
 			},
 		} {
-			i := 15 + slices.IndexFunc(log[15:], func(r Revision) bool { return r.Events[0].Type == mvccpb.PUT })
+			i := 15 + slices.IndexFunc(log[15:], func(r pitr.Revision) bool { return r.Events[0].Type == mvccpb.PUT })
 			r := cloneRevision(log[i])
 			change(&r)
-			_, err := replay(t, f.T, log[:i+5], []Revision{r}, log[i+5:])
-			var me *MismatchError
-			if !errors.As(err, &me) || !errors.Is(err, ErrMismatch) || me.Rev != r.Rev {
+			_, err := replay(t, f.T, log[:i+5], []pitr.Revision{r}, log[i+5:])
+			var me *pitr.MismatchError
+			if !errors.As(err, &me) || !errors.Is(err, pitr.ErrMismatch) || me.Rev != r.Rev {
 				t.Fatalf("expected revision %d refused as held twice differently, got %v", r.Rev, err)
 			}
 		}
 	})
 	t.Run("log disagrees with the database", func(t *testing.T) {
-		i := slices.IndexFunc(log, func(r Revision) bool { return r.Events[0].Type == mvccpb.PUT && r.Events[0].Kv.Version > 1 })
+		i := slices.IndexFunc(log, func(r pitr.Revision) bool { return r.Events[0].Type == mvccpb.PUT && r.Events[0].Kv.Version > 1 })
 		for _, change := range []func(*mvccpb.KeyValue){
 			func(kv *mvccpb.KeyValue) { kv.Version++ },
 			func(kv *mvccpb.KeyValue) { kv.CreateRevision-- },
@@ -242,8 +244,8 @@ func TestReplayRefuses(t *testing.T) {
 		} {
 			r := cloneRevision(log[i])
 			change(r.Events[0].Kv)
-			_, err := replay(t, f.T, log[:i], []Revision{r}, log[i+1:])
-			var me *MismatchError
+			_, err := replay(t, f.T, log[:i], []pitr.Revision{r}, log[i+1:])
+			var me *pitr.MismatchError
 			if !errors.As(err, &me) || me.Rev != r.Rev || !bytes.Equal(me.Key, r.Events[0].Kv.Key) {
 				t.Fatalf("expected revision %d refused, got %v", r.Rev, err)
 			}
@@ -251,7 +253,7 @@ func TestReplayRefuses(t *testing.T) {
 		// A delete of a key the database does not hold.
 		r := cloneRevision(log[i])
 		r.Events = []*mvccpb.Event{{Type: mvccpb.DELETE, Kv: &mvccpb.KeyValue{Key: []byte("/nowhere"), ModRevision: r.Rev}}}
-		if _, err := replay(t, f.T, log[:i], []Revision{r}, log[i+1:]); !errors.Is(err, ErrMismatch) {
+		if _, err := replay(t, f.T, log[:i], []pitr.Revision{r}, log[i+1:]); !errors.Is(err, pitr.ErrMismatch) {
 			t.Fatalf("expected a delete of a missing key refused, got %v", err)
 		}
 	})
@@ -260,41 +262,41 @@ func TestReplayRefuses(t *testing.T) {
 		r.Leases = nil
 		r.Events = []*mvccpb.Event{{Type: mvccpb.PUT, Kv: &mvccpb.KeyValue{Key: []byte("/new"), Value: []byte("v"),
 			CreateRevision: r.Rev, ModRevision: r.Rev, Version: 1, Lease: 0x7eadbeef}}}
-		_, err := replay(t, f.T, log[:5], []Revision{r}, log[6:])
-		var me *MismatchError
+		_, err := replay(t, f.T, log[:5], []pitr.Revision{r}, log[6:])
+		var me *pitr.MismatchError
 		if !errors.As(err, &me) || me.Rev != r.Rev {
 			t.Fatalf("expected a put on an unknown lease refused, got %v", err)
 		}
 	})
 	t.Run("target before the snapshot", func(t *testing.T) {
-		if _, err := replay(t, f.S-1, log); !errors.Is(err, ErrBeforeSnapshot) {
-			t.Fatalf("expected ErrBeforeSnapshot, got %v", err)
+		if _, err := replay(t, f.S-1, log); !errors.Is(err, pitr.ErrBeforeSnapshot) {
+			t.Fatalf("expected pitr.ErrBeforeSnapshot, got %v", err)
 		}
 	})
 	t.Run("revisions before the snapshot are skipped", func(t *testing.T) {
-		old := Revision{Rev: f.S, Events: []*mvccpb.Event{{Type: mvccpb.DELETE, Kv: &mvccpb.KeyValue{Key: []byte("/nowhere")}}}}
-		res, err := replay(t, f.S+5, []Revision{old}, log)
+		old := pitr.Revision{Rev: f.S, Events: []*mvccpb.Event{{Type: mvccpb.DELETE, Kv: &mvccpb.KeyValue{Key: []byte("/nowhere")}}}}
+		res, err := replay(t, f.S+5, []pitr.Revision{old}, log)
 		if err != nil || res.Revisions != 5 {
 			t.Fatalf("expected 5 revisions replayed, got %+v, %v", res, err)
 		}
 	})
 	t.Run("the iteration's error", func(t *testing.T) {
 		boom := errors.New("segment 3 gone")
-		revs := func(yield func(Revision, error) bool) {
+		revs := func(yield func(pitr.Revision, error) bool) {
 			for _, r := range log[:7] {
 				if !yield(r, nil) {
 					return
 				}
 			}
-			yield(Revision{}, boom)
+			yield(pitr.Revision{}, boom)
 		}
-		if _, err := Replay(ctx, f.db(t), revs, f.T, ReplayOptions{}); !errors.Is(err, boom) {
+		if _, err := pitr.Replay(ctx, f.db(t), revs, f.T, pitr.ReplayOptions{}); !errors.Is(err, boom) {
 			t.Fatalf("expected the iteration's error, got %v", err)
 		}
 	})
 }
 
-func cloneRevision(r Revision) Revision {
+func cloneRevision(r pitr.Revision) pitr.Revision {
 	c := r
 	c.Leases = slices.Clone(r.Leases)
 	c.Events = make([]*mvccpb.Event, len(r.Events))

@@ -72,6 +72,7 @@ type Field string
 const (
 	FieldFrom            Field = "snapshot source"       // Source.From
 	FieldSnapshot        Field = "snapshot name"         // Source.Snapshot, Source.Tag
+	FieldTag             Field = "tag"                   // Source.Tag of a point in time
 	FieldInitialCluster  Field = "initial cluster"       // Config.InitialCluster
 	FieldToken           Field = "initial cluster token" // Config.Token
 	FieldName            Field = "member name"           // Config.Name

@@ -135,10 +135,20 @@ func OpenSnapshot(ctx context.Context, src Source) (*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	fi, err := os.Stat(s.path)
-	if err != nil {
+	if err := s.check(ctx, lg); err != nil {
 		s.Close()
 		return nil, err
+	}
+	return s, nil
+}
+
+// check runs the checks of a snapshot that precede writing (its sha256
+// where checkHash is set, bolt's consistency check) and starts reading its
+// facts in the background.
+func (s *Snapshot) check(ctx context.Context, lg *zap.Logger) error {
+	fi, err := os.Stat(s.path)
+	if err != nil {
+		return err
 	}
 	s.Size = fi.Size()
 	if s.Size%512 == trailerSize {
@@ -154,17 +164,17 @@ func OpenSnapshot(ctx context.Context, src Source) (*Snapshot, error) {
 	start := time.Now()
 	if s.checkHash != nil {
 		if err := s.checkHash(); err != nil {
-			s.Close()
-			return nil, err
+			return err
 		}
 		lg.Debug("sha256 checked", zap.Duration("took", time.Since(start)))
 	}
 	if err := boltCheck(s.path); err != nil {
-		s.Close()
-		return nil, fmt.Errorf("snapshot %s: %w", s.Source, err)
+		return fmt.Errorf("snapshot %s: %w", s.Source, err)
 	}
 	lg.Debug("bolt consistency checked", zap.Duration("took", time.Since(start)))
-	s.Checks = append(s.Checks, "bolt consistency")
+	if !slices.Contains(s.Checks, checkBolt) {
+		s.Checks = append(s.Checks, checkBolt)
+	}
 	// The facts (revision, keys, KV hash) are read alongside what the
 	// caller does next: on two cores, the restore of the first member.
 	start = time.Now()
@@ -174,7 +184,7 @@ func OpenSnapshot(ctx context.Context, src Source) (*Snapshot, error) {
 		s.facts, s.inspectErr = inspect(ctx, s.path)
 		lg.Debug("snapshot facts read", zap.Duration("took", time.Since(start)), zap.Error(s.inspectErr))
 	}()
-	return s, nil
+	return nil
 }
 
 // Inspect waits for the checks of the snapshot's database and fills in
@@ -194,6 +204,9 @@ func (s *Snapshot) Inspect() error {
 	}
 	return nil
 }
+
+// checkBolt names bolt's consistency check in Checks.
+const checkBolt = "bolt consistency"
 
 // checkManifest names the comparison with a manifest in Checks.
 const checkManifest = "manifest revision and keys"

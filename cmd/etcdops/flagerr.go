@@ -78,6 +78,7 @@ func flagUsageError(flag, value string, reason error) error {
 var restoreFlags = map[restore.Field]string{
 	restore.FieldFrom:            "--from",
 	restore.FieldSnapshot:        "--snapshot",
+	restore.FieldTag:             "--tag",
 	restore.FieldInitialCluster:  "--initial-cluster",
 	restore.FieldToken:           "--initial-cluster-token",
 	restore.FieldName:            "--name",

@@ -1,4 +1,6 @@
-package pitr
+// Package pitrtest writes what a point-in-time log must carry to real
+// members and reads it back off a watch, for the tests of pitr and its users.
+package pitrtest
 
 import (
 	"context"
@@ -11,49 +13,53 @@ import (
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/etcdops/etcdops/backup"
 
 	"github.com/etcdops/etcdops/internal/etcdtest"
+	"github.com/etcdops/etcdops/pitr"
 )
 
-// workload writes a seeded mix of what a log must carry: puts of new and
+// Workload writes a seeded mix of what a log must carry: puts of new and
 // existing keys (small values and values past a bolt page), single and
 // range deletes, multi-key transactions, keys put on leases, moved between
 // leases and off them, leases revoked, and leases that expire.
-type workload struct {
-	t   testing.TB
-	cli *clientv3.Client
-	rnd *rand.Rand
-	// leases are the live leases the workload granted; ttls every lease
-	// it granted, with its TTL.
+type Workload struct {
+	t      testing.TB
+	cli    *clientv3.Client
+	rnd    *rand.Rand
 	leases []clientv3.LeaseID
-	ttls   map[int64]int64
+	// TTLs are the leases the workload granted, with their TTLs.
+	TTLs map[int64]int64
 }
 
-func newWorkload(t testing.TB, cli *clientv3.Client, seed uint64) *workload {
-	return &workload{t: t, cli: cli, rnd: rand.New(rand.NewPCG(seed, seed)), ttls: map[int64]int64{}}
+// NewWorkload returns a workload of seed writing through cli.
+func NewWorkload(t testing.TB, cli *clientv3.Client, seed uint64) *Workload {
+	return &Workload{t: t, cli: cli, rnd: rand.New(rand.NewPCG(seed, seed)), TTLs: map[int64]int64{}}
 }
 
-func (w *workload) key() string { return fmt.Sprintf("/k/%02d/%02d", w.rnd.IntN(4), w.rnd.IntN(12)) }
+func (w *Workload) key() string { return fmt.Sprintf("/k/%02d/%02d", w.rnd.IntN(4), w.rnd.IntN(12)) }
 
-func (w *workload) value() string {
+func (w *Workload) value() string {
 	if w.rnd.IntN(40) == 0 {
 		return strings.Repeat(fmt.Sprint(w.rnd.IntN(10)), 5000+w.rnd.IntN(20000))
 	}
 	return fmt.Sprintf("v%d-%s", w.rnd.Uint32(), strings.Repeat("x", w.rnd.IntN(200)))
 }
 
-func (w *workload) grant(ttl int64) clientv3.LeaseID {
+func (w *Workload) grant(ttl int64) clientv3.LeaseID {
 	resp, err := w.cli.Grant(context.Background(), ttl)
 	if err != nil {
 		w.t.Fatal(err)
 	}
 	w.leases = append(w.leases, resp.ID)
-	w.ttls[int64(resp.ID)] = ttl
+	w.TTLs[int64(resp.ID)] = ttl
 	return resp.ID
 }
 
-// run does n operations.
-func (w *workload) run(n int) {
+// Run does n operations.
+func (w *Workload) Run(n int) {
 	w.t.Helper()
 	ctx := context.Background()
 	for range n {
@@ -104,9 +110,9 @@ func (w *workload) run(n int) {
 	}
 }
 
-// expire puts keys on a lease of the shortest TTL and waits until etcd
+// Expire puts keys on a lease of the shortest TTL and waits until etcd
 // has revoked it (the keys' deletes are one revision of the log).
-func (w *workload) expire(keys int) {
+func (w *Workload) Expire(keys int) {
 	w.t.Helper()
 	ctx := context.Background()
 	id := w.grant(1)
@@ -125,8 +131,8 @@ func (w *workload) expire(keys int) {
 	})
 }
 
-// rev returns the cluster's revision.
-func (w *workload) rev() int64 {
+// Rev returns the cluster's revision.
+func (w *Workload) Rev() int64 {
 	resp, err := w.cli.Get(context.Background(), "/")
 	if err != nil {
 		w.t.Fatal(err)
@@ -134,15 +140,15 @@ func (w *workload) rev() int64 {
 	return resp.Header.Revision
 }
 
-// watchLog reads the revisions from through to off a watch, as a log
+// WatchLog reads the revisions from through to off a watch, as a log
 // streamer records them: events grouped by revision, each lease with its
 // TTL the first time it appears.
-func watchLog(t testing.TB, cli *clientv3.Client, from, to int64, ttls map[int64]int64) []Revision {
+func WatchLog(t testing.TB, cli *clientv3.Client, from, to int64, ttls map[int64]int64) []pitr.Revision {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	seen := map[int64]bool{}
-	var revs []Revision
+	var revs []pitr.Revision
 	for resp := range cli.Watch(ctx, "", clientv3.WithPrefix(), clientv3.WithRev(from)) {
 		if err := resp.Err(); err != nil {
 			t.Fatal(err)
@@ -150,7 +156,7 @@ func watchLog(t testing.TB, cli *clientv3.Client, from, to int64, ttls map[int64
 		for _, ev := range resp.Events {
 			rev := ev.Kv.ModRevision
 			if len(revs) == 0 || revs[len(revs)-1].Rev != rev {
-				revs = append(revs, Revision{Rev: rev, Received: time.Now()})
+				revs = append(revs, pitr.Revision{Rev: rev, Received: time.Now()})
 			}
 			r := &revs[len(revs)-1]
 			r.Events = append(r.Events, (*mvccpb.Event)(ev))
@@ -160,7 +166,7 @@ func watchLog(t testing.TB, cli *clientv3.Client, from, to int64, ttls map[int64
 				if !ok {
 					t.Fatalf("lease %x not granted by the workload", id)
 				}
-				r.Leases = append(r.Leases, Lease{ID: id, TTL: ttl})
+				r.Leases = append(r.Leases, pitr.Lease{ID: id, TTL: ttl})
 			}
 		}
 		if len(revs) > 0 && revs[len(revs)-1].Rev >= to {
@@ -171,9 +177,9 @@ func watchLog(t testing.TB, cli *clientv3.Client, from, to int64, ttls map[int64
 	return nil
 }
 
-// seq yields the revisions of slices, one after the other.
-func seq(parts ...[]Revision) iter.Seq2[Revision, error] {
-	return func(yield func(Revision, error) bool) {
+// Seq yields the revisions of slices, one after the other.
+func Seq(parts ...[]pitr.Revision) iter.Seq2[pitr.Revision, error] {
+	return func(yield func(pitr.Revision, error) bool) {
 		for _, p := range parts {
 			for _, r := range p {
 				if !yield(r, nil) {
@@ -182,4 +188,41 @@ func seq(parts ...[]Revision) iter.Seq2[Revision, error] {
 			}
 		}
 	}
+}
+
+// Save takes a snapshot of the member at endpoints into store under tag,
+// named after at, and returns its manifest.
+func Save(t testing.TB, store *backup.Store, endpoints []string, tag string, at time.Time) *backup.Manifest {
+	t.Helper()
+	m, err := backup.Save(context.Background(), store, backup.SaveConfig{Endpoints: endpoints, Codec: backup.Codec{Compress: true},
+		Tag: tag, CommandTimeout: 5 * time.Second, At: at,
+		Dial: func(eps ...string) (*clientv3.Client, error) {
+			return clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// WriteSegments stores revs as segments of tag, per revisions each, plus
+// one that overlaps two of them (as a streamer's takeover leaves), and
+// returns their names.
+func WriteSegments(t testing.TB, store *backup.Store, tag string, codec backup.Codec, revs []pitr.Revision, per int) []pitr.SegmentName {
+	t.Helper()
+	var names []pitr.SegmentName
+	write := func(part []pitr.Revision) {
+		n, _, _, err := pitr.WriteSegment(context.Background(), store, tag, codec, part)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, n)
+	}
+	for i := 0; i < len(revs); i += per {
+		write(revs[i:min(i+per, len(revs))])
+	}
+	if len(revs) > 2*per {
+		write(revs[per/2 : per+per/2])
+	}
+	return names
 }
