@@ -82,7 +82,7 @@ func (c *Claimer) Claim(ctx context.Context, tag string, at time.Time) (bool, er
 					won = len(kvs) == 1 && string(kvs[0].Value) == c.Member && kvs[0].Lease == int64(lease.ID)
 				}
 				if !won {
-					c.Lease.Revoke(context.WithoutCancel(ctx), lease.ID)
+					c.revoke(ctx, lease.ID)
 				}
 				return won, nil
 			}
@@ -94,6 +94,16 @@ func (c *Claimer) Claim(ctx context.Context, tag string, at time.Time) (bool, er
 		case <-time.After(claimRetry):
 		}
 	}
+}
+
+// revoke gives back the lease of a claim that lost, for at most
+// claimAttempt, even once ctx ended (the lease would otherwise outlive the
+// slot by its TTL). A member that stops or has lost quorum does not answer:
+// the lease then expires by itself, and shutdown does not wait.
+func (c *Claimer) revoke(ctx context.Context, id clientv3.LeaseID) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimAttempt)
+	defer cancel()
+	c.Lease.Revoke(rctx, id)
 }
 
 // ClaimTTL is how long a claim of a slot of spec lasts: an interval, and

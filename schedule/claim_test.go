@@ -2,9 +2,12 @@ package schedule
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/etcdops/etcdops/internal/etcdtest"
 )
@@ -51,9 +54,44 @@ func TestClaimExactlyOnePerSlotAndNoneWithoutQuorum(t *testing.T) {
 		t.Errorf("ClaimKey = %s", got)
 	}
 
-	c.Members[1].Stop()
+	// The member stops (serve's shutdown) just as it revokes the lease of a
+	// claim it lost: Claim still returns, the revoke is bounded.
+	lost := slot.Add(time.Hour)
+	if ok, err := claimers[1].Claim(context.Background(), "cluster-x", lost); !ok || err != nil {
+		t.Fatalf("claim of a fresh slot: %v, %v", ok, err)
+	}
+	loser := *claimers[0]
+	loser.Lease = revokeAfter{Lease: loser.Lease, before: c.Members[0].Stop}
+	done := make(chan error, 1)
+	go func() {
+		ok, err := loser.Claim(context.Background(), "cluster-x", lost)
+		if ok {
+			err = errors.New("won a slot another member took")
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("losing claim: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("a losing claim still revokes its lease a minute after its member stopped: an unbounded wait")
+	}
+
 	c.Members[2].Stop()
-	if ok, err := claimers[0].Claim(context.Background(), "cluster-x", slot.Add(time.Hour)); ok || err == nil {
+	if ok, err := claimers[1].Claim(context.Background(), "cluster-x", slot.Add(2*time.Hour)); ok || err == nil {
 		t.Errorf("a member without quorum claimed a slot: %v, %v", ok, err)
 	}
+}
+
+// revokeAfter is a lease client that runs before ahead of each revoke.
+type revokeAfter struct {
+	clientv3.Lease
+	before func()
+}
+
+func (l revokeAfter) Revoke(ctx context.Context, id clientv3.LeaseID) (*clientv3.LeaseRevokeResponse, error) {
+	l.before()
+	return l.Lease.Revoke(ctx, id)
 }

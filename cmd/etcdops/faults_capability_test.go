@@ -60,8 +60,8 @@ var capabilityFaults = []capabilityRow{
 		"exactly one catch-up run (none with `--catch-up none`)"},
 	{"slot-claim-no-quorum", "TestClaimExactlyOnePerSlotAndNoneWithoutQuorum", "schedule",
 		"slot claims of three members",
-		"all claim the same slot; a member without quorum claims",
-		"exactly one claim wins per slot; none without quorum"},
+		"all claim the same slot; a member stops as it revokes the lease of a claim it lost; a member without quorum claims",
+		"exactly one claim wins per slot; the losing claim returns (its revoke is bounded, shutdown never waits on it); none without quorum"},
 }
 
 // TestCapabilityFaultsAreTests checks that every capability row names a
