@@ -1,0 +1,364 @@
+package pitr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap/zaptest"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/etcdops/etcdops/backup"
+	"github.com/etcdops/etcdops/internal/etcdclient"
+	"github.com/etcdops/etcdops/internal/etcdtest"
+)
+
+// logFixture is a one-member cluster with a bucket holding a snapshot of
+// it, and what a streamer of tag "t" needs.
+type logFixture struct {
+	c     *etcdtest.EmbeddedCluster
+	cli   *clientv3.Client
+	store *backup.Store
+	snap  *backup.Manifest
+}
+
+func newLogFixture(t *testing.T) *logFixture {
+	t.Helper()
+	f := &logFixture{c: etcdtest.StartEmbedded(t, 1), store: openTestStore(t)}
+	f.cli = f.c.Client()
+	etcdtest.Put(t, f.cli, "before", "the snapshot")
+	m, err := f.snapshot()(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.snap = m
+	return f
+}
+
+func (f *logFixture) snapshot() SnapshotFunc {
+	return func(ctx context.Context) (*backup.Manifest, error) {
+		dial := func(endpoints ...string) (*clientv3.Client, error) {
+			return etcdclient.New(&etcdclient.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second}, nil, backup.StreamDialOptions()...)
+		}
+		for {
+			m, err := backup.Save(ctx, f.store, backup.SaveConfig{Endpoints: f.c.Endpoints(), Dial: dial, Tag: "t", CommandTimeout: 5 * time.Second})
+			if err == nil || ctx.Err() != nil || !errors.Is(err, backup.ErrNameTaken) {
+				return m, err
+			}
+			// A snapshot of this second exists: the next second names another.
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
+
+// streamer is a running Streamer; stop ends it and waits.
+type streamer struct {
+	*Streamer
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func (f *logFixture) start(t *testing.T, configure func(*Streamer)) *streamer {
+	t.Helper()
+	s := &Streamer{Client: f.cli, Store: f.store, Tag: "t", Snapshot: f.snapshot(), Interval: 200 * time.Millisecond,
+		SegmentSize: 8 << 10, HoldEvery: 300 * time.Millisecond, Logger: zaptest.NewLogger(t), Metrics: NewMetrics(nil, "j")}
+	if configure != nil {
+		configure(s)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &streamer{Streamer: s, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- s.Run(ctx) }()
+	t.Cleanup(func() { r.stop(t) })
+	return r
+}
+
+func (r *streamer) stop(t *testing.T) {
+	t.Helper()
+	if r.cancel == nil {
+		return
+	}
+	r.cancel()
+	r.cancel = nil
+	if err := <-r.done; err != nil {
+		t.Errorf("streamer: %v", err)
+	}
+}
+
+// mixedWrites makes n write transactions: puts, overwrites, deletes,
+// multi-key transactions and keys on short leases, some of which expire
+// meanwhile (their revocation is a revision too).
+func mixedWrites(t *testing.T, cli *clientv3.Client, prefix string, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rnd := rand.New(rand.NewPCG(uint64(n), 7))
+	key := func() string { return fmt.Sprintf("%s/%03d", prefix, rnd.IntN(25)) }
+	other := func() string { return fmt.Sprintf("%s/%03d", prefix, 25+rnd.IntN(25)) }
+	var lease clientv3.LeaseID
+	for i := range n {
+		var err error
+		switch i % 10 {
+		case 0, 1, 2, 3:
+			_, err = cli.Put(ctx, key(), fmt.Sprintf("v%d", i))
+		case 4:
+			_, err = cli.Delete(ctx, key())
+		case 5, 6:
+			_, err = cli.Txn(ctx).Then(clientv3.OpPut(key(), "t1"), clientv3.OpPut(prefix+"/txn", fmt.Sprint(i)), clientv3.OpDelete(other())).Commit()
+		case 7:
+			g, gerr := cli.Grant(ctx, 2)
+			if err = gerr; err == nil {
+				lease = g.ID
+				_, err = cli.Put(ctx, fmt.Sprintf("%s/leased/%d", prefix, i), "l", clientv3.WithLease(lease))
+			}
+		default:
+			if lease != 0 {
+				_, err = cli.Put(ctx, fmt.Sprintf("%s/leased/%d", prefix, i), "l2", clientv3.WithLease(lease))
+			}
+		}
+		if err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+	}
+}
+
+// readLog reads every segment of tag t, checks each, and returns the log
+// as one series: a revision in two segments must be the same, and is kept
+// once.
+func readLog(t *testing.T, store *backup.Store) (revs []Revision, gaps []GapRecord) {
+	t.Helper()
+	ctx := context.Background()
+	names, err := ListLog(ctx, store, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	byRev := map[int64]Revision{}
+	for _, n := range names {
+		if n.Gap {
+			g, err := ReadGap(ctx, store, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gaps = append(gaps, g)
+			continue
+		}
+		seg, err := ReadSegment(ctx, store, n, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range seg {
+			if prev, ok := byRev[r.Rev]; ok {
+				if !SameChanges(prev, r) {
+					t.Fatalf("revision %d differs between two segments", r.Rev)
+				}
+				continue
+			}
+			byRev[r.Rev] = r
+			revs = append(revs, r)
+		}
+	}
+	return revs, gaps
+}
+
+// checkAgainstHistory checks that revs are every revision from..to, each
+// with the events etcd's own history has for it, and that every put of
+// a lease's key comes after the lease's record.
+func checkAgainstHistory(t *testing.T, cli *clientv3.Client, revs []Revision, from, to int64) {
+	t.Helper()
+	if len(revs) == 0 || revs[0].Rev != from || revs[len(revs)-1].Rev != to {
+		t.Fatalf("log holds %d revisions, want %d-%d", len(revs), from, to)
+	}
+	for i, r := range revs {
+		if r.Rev != from+int64(i) {
+			t.Fatalf("log skips from revision %d to %d", from+int64(i)-1, r.Rev)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	wch := cli.Watch(ctx, "", clientv3.WithPrefix(), clientv3.WithRev(from))
+	i := 0
+	for i < len(revs) {
+		resp, ok := <-wch
+		if !ok || resp.Err() != nil {
+			t.Fatalf("history watch: %v", resp.Err())
+		}
+		for len(resp.Events) > 0 && i < len(revs) {
+			rev := resp.Events[0].Kv.ModRevision
+			n := 0
+			for n < len(resp.Events) && resp.Events[n].Kv.ModRevision == rev {
+				n++
+			}
+			want := Revision{Rev: rev, Events: toEvents(resp.Events[:n])}
+			if !SameChanges(revs[i], want) {
+				t.Fatalf("revision %d:\nlog     %v\nhistory %v", rev, revs[i].Events, want.Events)
+			}
+			resp.Events = resp.Events[n:]
+			i++
+		}
+	}
+	seen := map[int64]bool{}
+	recorded := 0
+	for _, r := range revs {
+		for _, l := range r.Leases {
+			seen[l.ID] = true
+			if l.TTL != -1 {
+				recorded++
+			}
+		}
+		for _, ev := range r.Events {
+			if id := ev.Kv.Lease; id != 0 && !seen[id] {
+				t.Fatalf("revision %d puts %q on lease %x, which the log has not recorded", r.Rev, ev.Kv.Key, id)
+			}
+			if ev.Type == mvccpb.PUT {
+				got, err := cli.Get(ctx, string(ev.Kv.Key), clientv3.WithRev(r.Rev))
+				if err != nil || len(got.Kvs) != 1 || !sameKV(got.Kvs[0], ev.Kv) {
+					t.Fatalf("revision %d: %q is %v in etcd, %v in the log (%v)", r.Rev, ev.Kv.Key, got, ev.Kv, err)
+				}
+			}
+		}
+	}
+	if recorded == 0 {
+		t.Fatal("no lease recorded with its granted TTL")
+	}
+}
+
+func toEvents(evs []*clientv3.Event) []*mvccpb.Event {
+	out := make([]*mvccpb.Event, len(evs))
+	for i, e := range evs {
+		out[i] = (*mvccpb.Event)(e)
+	}
+	return out
+}
+
+func currentRevision(t *testing.T, cli *clientv3.Client) int64 {
+	t.Helper()
+	resp, err := cli.Get(context.Background(), "some-key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.Header.Revision
+}
+
+// waitLogged waits until the log reaches rev.
+func waitLogged(t *testing.T, store *backup.Store, rev int64) {
+	t.Helper()
+	etcdtest.Eventually(t, 30*time.Second, func() error {
+		last, err := LastLogged(context.Background(), store, "t")
+		if err == nil && last < rev {
+			err = fmt.Errorf("log reaches %d, not %d", last, rev)
+		}
+		return err
+	})
+}
+
+// The log holds every revision after the snapshot, each as etcd's history
+// has it, through a streamer stopped and started again mid-run; the hold
+// says how far it is flushed; once writes stop, so do segments.
+func TestStreamerLogsEveryRevision(t *testing.T) {
+	f := newLogFixture(t)
+	s := f.start(t, nil)
+	mixedWrites(t, f.cli, "a", 300)
+	s.stop(t)
+	mixedWrites(t, f.cli, "b", 100) // while no streamer runs
+	s = f.start(t, nil)
+	mixedWrites(t, f.cli, "c", 300)
+	end := currentRevision(t, f.cli)
+	waitLogged(t, f.store, end)
+
+	revs, gaps := readLog(t, f.store)
+	if len(gaps) != 0 {
+		t.Fatalf("gaps %v", gaps)
+	}
+	// The log's end moves on as holds are written; check through end.
+	for len(revs) > 0 && revs[len(revs)-1].Rev > end {
+		revs = revs[:len(revs)-1]
+	}
+	checkAgainstHistory(t, f.cli, revs, f.snap.Revision+1, end)
+
+	etcdtest.Eventually(t, 30*time.Second, func() error {
+		held, ok, err := CompactionBound(context.Background(), f.cli)
+		if err == nil && (!ok || held < end) {
+			err = fmt.Errorf("hold at %d (%v), want at least %d", held, ok, end)
+		}
+		return err
+	})
+	// Quiet now: the hold's own writes make at most one more segment
+	// (logged like any revision) and no more.
+	quiet := currentRevision(t, f.cli)
+	waitLogged(t, f.store, quiet)
+	names, _ := ListLog(context.Background(), f.store, "t")
+	deadline := time.Now().Add(5 * s.HoldEvery)
+	for time.Now().Before(deadline) {
+		now, _ := ListLog(context.Background(), f.store, "t")
+		if len(now) > len(names)+1 {
+			t.Fatalf("%d segments written while nothing changed: the hold feeds itself", len(now)-len(names))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := testutil.ToFloat64(s.Metrics.segments); n == 0 {
+		t.Error("segments_total is 0")
+	}
+	if got := testutil.ToFloat64(s.Metrics.lastRevision); got < float64(end) {
+		t.Errorf("last flushed revision metric %v, want at least %d", got, end)
+	}
+	s.stop(t)
+	if _, held, _ := CompactionBound(context.Background(), f.cli); held {
+		t.Error("a stopped streamer's hold is still there")
+	}
+}
+
+// A streamer that was stopped while compaction passed its log records the
+// gap, takes a snapshot at once, and goes on from it.
+func TestStreamerGapAfterCompaction(t *testing.T) {
+	f := newLogFixture(t)
+	s := f.start(t, nil)
+	mixedWrites(t, f.cli, "a", 50)
+	logged := currentRevision(t, f.cli)
+	waitLogged(t, f.store, logged)
+	s.stop(t)
+	logged, err := LastLogged(context.Background(), f.store, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mixedWrites(t, f.cli, "b", 50)
+	compactAt := currentRevision(t, f.cli)
+	if _, err := f.cli.Compact(context.Background(), compactAt); err != nil {
+		t.Fatal(err)
+	}
+	s = f.start(t, nil)
+	var gap GapRecord
+	etcdtest.Eventually(t, 30*time.Second, func() error {
+		_, gaps := readLog(t, f.store)
+		if len(gaps) != 1 {
+			return fmt.Errorf("%d gaps", len(gaps))
+		}
+		gap = gaps[0]
+		return nil
+	})
+	if gap.First != logged+1 || gap.Last < compactAt {
+		t.Fatalf("gap %d-%d, want from %d past the compaction at %d", gap.First, gap.Last, logged+1, compactAt)
+	}
+	snap, err := f.store.Find(context.Background(), "latest", "t")
+	if err != nil || snap.Key() != gap.Snapshot || snap.Manifest.Revision != gap.Last {
+		t.Fatalf("newest snapshot %v (%v), gap names %s at %d", snap.Key(), err, gap.Snapshot, gap.Last)
+	}
+	if n := testutil.ToFloat64(s.Metrics.gaps); n != 1 {
+		t.Errorf("gaps_total %v", n)
+	}
+	mixedWrites(t, f.cli, "c", 50)
+	end := currentRevision(t, f.cli)
+	waitLogged(t, f.store, end)
+	revs, _ := readLog(t, f.store)
+	var after []Revision
+	for _, r := range revs {
+		if r.Rev > gap.Last && r.Rev <= end {
+			after = append(after, r)
+		}
+	}
+	checkAgainstHistory(t, f.cli, after, gap.Last+1, end)
+}
