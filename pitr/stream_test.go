@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -19,18 +18,18 @@ import (
 	"github.com/etcdops/etcdops/internal/etcdtest"
 )
 
-// logFixture is a one-member cluster with a bucket holding a snapshot of
+// streamFixture is a one-member cluster with a bucket holding a snapshot of
 // it, and what a streamer of tag "t" needs.
-type logFixture struct {
+type streamFixture struct {
 	c     *etcdtest.EmbeddedCluster
 	cli   *clientv3.Client
 	store *backup.Store
 	snap  *backup.Manifest
 }
 
-func newLogFixture(t *testing.T) *logFixture {
+func newStreamFixture(t *testing.T) *streamFixture {
 	t.Helper()
-	f := &logFixture{c: etcdtest.StartEmbedded(t, 1), store: openTestStore(t)}
+	f := &streamFixture{c: etcdtest.StartEmbedded(t, 1), store: openTestStore(t)}
 	f.cli = f.c.Client()
 	etcdtest.Put(t, f.cli, "before", "the snapshot")
 	m, err := f.snapshot()(context.Background())
@@ -41,7 +40,7 @@ func newLogFixture(t *testing.T) *logFixture {
 	return f
 }
 
-func (f *logFixture) snapshot() SnapshotFunc {
+func (f *streamFixture) snapshot() SnapshotFunc {
 	return func(ctx context.Context) (*backup.Manifest, error) {
 		dial := func(endpoints ...string) (*clientv3.Client, error) {
 			return etcdclient.New(&etcdclient.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second}, nil, backup.StreamDialOptions()...)
@@ -64,7 +63,7 @@ type streamer struct {
 	done   chan error
 }
 
-func (f *logFixture) start(t *testing.T, configure func(*Streamer)) *streamer {
+func (f *streamFixture) start(t *testing.T, configure func(*Streamer)) *streamer {
 	t.Helper()
 	s := &Streamer{Client: f.cli, Store: f.store, Tag: "t", Snapshot: f.snapshot(), Interval: 200 * time.Millisecond,
 		SegmentSize: 8 << 10, HoldEvery: 300 * time.Millisecond, Logger: zaptest.NewLogger(t), Metrics: NewMetrics(nil, "j")}
@@ -87,43 +86,6 @@ func (r *streamer) stop(t *testing.T) {
 	r.cancel = nil
 	if err := <-r.done; err != nil {
 		t.Errorf("streamer: %v", err)
-	}
-}
-
-// mixedWrites makes n write transactions: puts, overwrites, deletes,
-// multi-key transactions and keys on short leases, some of which expire
-// meanwhile (their revocation is a revision too).
-func mixedWrites(t *testing.T, cli *clientv3.Client, prefix string, n int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	rnd := rand.New(rand.NewPCG(uint64(n), 7))
-	key := func() string { return fmt.Sprintf("%s/%03d", prefix, rnd.IntN(25)) }
-	other := func() string { return fmt.Sprintf("%s/%03d", prefix, 25+rnd.IntN(25)) }
-	var lease clientv3.LeaseID
-	for i := range n {
-		var err error
-		switch i % 10 {
-		case 0, 1, 2, 3:
-			_, err = cli.Put(ctx, key(), fmt.Sprintf("v%d", i))
-		case 4:
-			_, err = cli.Delete(ctx, key())
-		case 5, 6:
-			_, err = cli.Txn(ctx).Then(clientv3.OpPut(key(), "t1"), clientv3.OpPut(prefix+"/txn", fmt.Sprint(i)), clientv3.OpDelete(other())).Commit()
-		case 7:
-			g, gerr := cli.Grant(ctx, 2)
-			if err = gerr; err == nil {
-				lease = g.ID
-				_, err = cli.Put(ctx, fmt.Sprintf("%s/leased/%d", prefix, i), "l", clientv3.WithLease(lease))
-			}
-		default:
-			if lease != 0 {
-				_, err = cli.Put(ctx, fmt.Sprintf("%s/leased/%d", prefix, i), "l2", clientv3.WithLease(lease))
-			}
-		}
-		if err != nil {
-			t.Fatalf("write %d: %v", i, err)
-		}
 	}
 }
 
@@ -167,8 +129,9 @@ func readLog(t *testing.T, store *backup.Store) (revs []Revision, gaps []GapReco
 
 // checkAgainstHistory checks that revs are every revision from..to, each
 // with the events etcd's own history has for it, and that every put of
-// a lease's key comes after the lease's record.
-func checkAgainstHistory(t *testing.T, cli *clientv3.Client, revs []Revision, from, to int64) {
+// a lease's key comes after the lease's record with its granted TTL
+// (ttls).
+func checkAgainstHistory(t *testing.T, cli *clientv3.Client, revs []Revision, from, to int64, ttls map[int64]int64) {
 	t.Helper()
 	if len(revs) == 0 || revs[0].Rev != from || revs[len(revs)-1].Rev != to {
 		t.Fatalf("log holds %d revisions, want %d-%d", len(revs), from, to)
@@ -206,7 +169,10 @@ func checkAgainstHistory(t *testing.T, cli *clientv3.Client, revs []Revision, fr
 	for _, r := range revs {
 		for _, l := range r.Leases {
 			seen[l.ID] = true
-			if l.TTL != -1 {
+			if want, ok := ttls[l.ID]; ok && l.TTL != -1 {
+				if l.TTL != want {
+					t.Fatalf("revision %d records lease %x with TTL %d, granted %d", r.Rev, l.ID, l.TTL, want)
+				}
 				recorded++
 			}
 		}
@@ -260,13 +226,15 @@ func waitLogged(t *testing.T, store *backup.Store, rev int64) {
 // has it, through a streamer stopped and started again mid-run; the hold
 // says how far it is flushed; once writes stop, so do segments.
 func TestStreamerLogsEveryRevision(t *testing.T) {
-	f := newLogFixture(t)
+	f := newStreamFixture(t)
+	w := newWorkload(t, f.cli, 1)
 	s := f.start(t, nil)
-	mixedWrites(t, f.cli, "a", 300)
+	w.run(300)
+	w.expire(3)
 	s.stop(t)
-	mixedWrites(t, f.cli, "b", 100) // while no streamer runs
+	w.run(100) // while no streamer runs
 	s = f.start(t, nil)
-	mixedWrites(t, f.cli, "c", 300)
+	w.run(300)
 	end := currentRevision(t, f.cli)
 	waitLogged(t, f.store, end)
 
@@ -278,7 +246,7 @@ func TestStreamerLogsEveryRevision(t *testing.T) {
 	for len(revs) > 0 && revs[len(revs)-1].Rev > end {
 		revs = revs[:len(revs)-1]
 	}
-	checkAgainstHistory(t, f.cli, revs, f.snap.Revision+1, end)
+	checkAgainstHistory(t, f.cli, revs, f.snap.Revision+1, end, w.ttls)
 
 	etcdtest.Eventually(t, 30*time.Second, func() error {
 		held, ok, err := CompactionBound(context.Background(), f.cli)
@@ -315,9 +283,10 @@ func TestStreamerLogsEveryRevision(t *testing.T) {
 // A streamer that was stopped while compaction passed its log records the
 // gap, takes a snapshot at once, and goes on from it.
 func TestStreamerGapAfterCompaction(t *testing.T) {
-	f := newLogFixture(t)
+	f := newStreamFixture(t)
+	w := newWorkload(t, f.cli, 2)
 	s := f.start(t, nil)
-	mixedWrites(t, f.cli, "a", 50)
+	w.run(50)
 	logged := currentRevision(t, f.cli)
 	waitLogged(t, f.store, logged)
 	s.stop(t)
@@ -325,7 +294,7 @@ func TestStreamerGapAfterCompaction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mixedWrites(t, f.cli, "b", 50)
+	w.run(50)
 	compactAt := currentRevision(t, f.cli)
 	if _, err := f.cli.Compact(context.Background(), compactAt); err != nil {
 		t.Fatal(err)
@@ -350,7 +319,7 @@ func TestStreamerGapAfterCompaction(t *testing.T) {
 	if n := testutil.ToFloat64(s.Metrics.gaps); n != 1 {
 		t.Errorf("gaps_total %v", n)
 	}
-	mixedWrites(t, f.cli, "c", 50)
+	w.run(100)
 	end := currentRevision(t, f.cli)
 	waitLogged(t, f.store, end)
 	revs, _ := readLog(t, f.store)
@@ -360,5 +329,5 @@ func TestStreamerGapAfterCompaction(t *testing.T) {
 			after = append(after, r)
 		}
 	}
-	checkAgainstHistory(t, f.cli, after, gap.Last+1, end)
+	checkAgainstHistory(t, f.cli, after, gap.Last+1, end, w.ttls)
 }
