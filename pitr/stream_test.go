@@ -1,4 +1,4 @@
-package pitr
+package pitr_test
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zaptest"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -16,6 +16,8 @@ import (
 	"github.com/etcdops/etcdops/backup"
 	"github.com/etcdops/etcdops/internal/etcdclient"
 	"github.com/etcdops/etcdops/internal/etcdtest"
+	"github.com/etcdops/etcdops/internal/pitrtest"
+	"github.com/etcdops/etcdops/pitr"
 )
 
 // streamFixture is a one-member cluster with a bucket holding a snapshot of
@@ -29,7 +31,7 @@ type streamFixture struct {
 
 func newStreamFixture(t *testing.T) *streamFixture {
 	t.Helper()
-	f := &streamFixture{c: etcdtest.StartEmbedded(t, 1), store: openTestStore(t)}
+	f := &streamFixture{c: etcdtest.StartEmbedded(t, 1), store: openStore(t)}
 	f.cli = f.c.Client()
 	etcdtest.Put(t, f.cli, "before", "the snapshot")
 	m, err := f.snapshot()(context.Background())
@@ -40,7 +42,7 @@ func newStreamFixture(t *testing.T) *streamFixture {
 	return f
 }
 
-func (f *streamFixture) snapshot() SnapshotFunc {
+func (f *streamFixture) snapshot() pitr.SnapshotFunc {
 	return func(ctx context.Context) (*backup.Manifest, error) {
 		dial := func(endpoints ...string) (*clientv3.Client, error) {
 			return etcdclient.New(&etcdclient.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second}, nil, backup.StreamDialOptions()...)
@@ -56,22 +58,25 @@ func (f *streamFixture) snapshot() SnapshotFunc {
 	}
 }
 
-// streamer is a running Streamer; stop ends it and waits.
+// streamer is a running pitr.Streamer; stop ends it and waits.
 type streamer struct {
-	*Streamer
+	*pitr.Streamer
+	reg    *prometheus.Registry
 	cancel context.CancelFunc
 	done   chan error
 }
 
-func (f *streamFixture) start(t *testing.T, configure func(*Streamer)) *streamer {
+func (f *streamFixture) start(t *testing.T, configure func(*pitr.Streamer)) *streamer {
 	t.Helper()
-	s := &Streamer{Client: f.cli, Store: f.store, Tag: "t", Snapshot: f.snapshot(), Interval: 200 * time.Millisecond,
-		SegmentSize: 8 << 10, HoldEvery: 300 * time.Millisecond, Logger: zaptest.NewLogger(t), Metrics: NewMetrics(nil, "j")}
+	s := &pitr.Streamer{Client: f.cli, Store: f.store, Tag: "t", Snapshot: f.snapshot(), Interval: 200 * time.Millisecond,
+		SegmentSize: 8 << 10, HoldEvery: 300 * time.Millisecond, Logger: zaptest.NewLogger(t)}
+	reg := prometheus.NewRegistry()
+	s.Metrics = pitr.NewMetrics(reg, "j")
 	if configure != nil {
 		configure(s)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &streamer{Streamer: s, cancel: cancel, done: make(chan error, 1)}
+	r := &streamer{Streamer: s, reg: reg, cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- s.Run(ctx) }()
 	t.Cleanup(func() { r.stop(t) })
 	return r
@@ -92,30 +97,30 @@ func (r *streamer) stop(t *testing.T) {
 // readLog reads every segment of tag t, checks each, and returns the log
 // as one series: a revision in two segments must be the same, and is kept
 // once.
-func readLog(t *testing.T, store *backup.Store) (revs []Revision, gaps []GapRecord) {
+func readLog(t *testing.T, store *backup.Store) (revs []pitr.Revision, gaps []pitr.GapRecord) {
 	t.Helper()
 	ctx := context.Background()
-	names, err := ListLog(ctx, store, "t")
+	names, err := pitr.ListLog(ctx, store, "t")
 	if err != nil {
 		t.Fatal(err)
 	}
-	byRev := map[int64]Revision{}
+	byRev := map[int64]pitr.Revision{}
 	for _, n := range names {
 		if n.Gap {
-			g, err := ReadGap(ctx, store, n)
+			g, err := pitr.ReadGap(ctx, store, n)
 			if err != nil {
 				t.Fatal(err)
 			}
 			gaps = append(gaps, g)
 			continue
 		}
-		seg, err := ReadSegment(ctx, store, n, nil)
+		seg, err := pitr.ReadSegment(ctx, store, n, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, r := range seg {
 			if prev, ok := byRev[r.Rev]; ok {
-				if !SameChanges(prev, r) {
+				if !pitr.SameChanges(prev, r) {
 					t.Fatalf("revision %d differs between two segments", r.Rev)
 				}
 				continue
@@ -131,7 +136,7 @@ func readLog(t *testing.T, store *backup.Store) (revs []Revision, gaps []GapReco
 // with the events etcd's own history has for it, and that every put of
 // a lease's key comes after the lease's record with its granted TTL
 // (ttls).
-func checkAgainstHistory(t *testing.T, cli *clientv3.Client, revs []Revision, from, to int64, ttls map[int64]int64) {
+func checkAgainstHistory(t *testing.T, cli *clientv3.Client, revs []pitr.Revision, from, to int64, ttls map[int64]int64) {
 	t.Helper()
 	if len(revs) == 0 || revs[0].Rev != from || revs[len(revs)-1].Rev != to {
 		t.Fatalf("log holds %d revisions, want %d-%d", len(revs), from, to)
@@ -156,8 +161,8 @@ func checkAgainstHistory(t *testing.T, cli *clientv3.Client, revs []Revision, fr
 			for n < len(resp.Events) && resp.Events[n].Kv.ModRevision == rev {
 				n++
 			}
-			want := Revision{Rev: rev, Events: toEvents(resp.Events[:n])}
-			if !SameChanges(revs[i], want) {
+			want := pitr.Revision{Rev: rev, Events: toEvents(resp.Events[:n])}
+			if !pitr.SameChanges(revs[i], want) {
 				t.Fatalf("revision %d:\nlog     %v\nhistory %v", rev, revs[i].Events, want.Events)
 			}
 			resp.Events = resp.Events[n:]
@@ -214,7 +219,7 @@ func currentRevision(t *testing.T, cli *clientv3.Client) int64 {
 func waitLogged(t *testing.T, store *backup.Store, rev int64) {
 	t.Helper()
 	etcdtest.Eventually(t, 30*time.Second, func() error {
-		last, err := LastLogged(context.Background(), store, "t")
+		last, err := pitr.LastLogged(context.Background(), store, "t")
 		if err == nil && last < rev {
 			err = fmt.Errorf("log reaches %d, not %d", last, rev)
 		}
@@ -227,14 +232,14 @@ func waitLogged(t *testing.T, store *backup.Store, rev int64) {
 // says how far it is flushed; once writes stop, so do segments.
 func TestStreamerLogsEveryRevision(t *testing.T) {
 	f := newStreamFixture(t)
-	w := newWorkload(t, f.cli, 1)
+	w := pitrtest.NewWorkload(t, f.cli, 1)
 	s := f.start(t, nil)
-	w.run(300)
-	w.expire(3)
+	w.Run(300)
+	w.Expire(3)
 	s.stop(t)
-	w.run(100) // while no streamer runs
+	w.Run(100) // while no streamer runs
 	s = f.start(t, nil)
-	w.run(300)
+	w.Run(300)
 	end := currentRevision(t, f.cli)
 	waitLogged(t, f.store, end)
 
@@ -246,10 +251,10 @@ func TestStreamerLogsEveryRevision(t *testing.T) {
 	for len(revs) > 0 && revs[len(revs)-1].Rev > end {
 		revs = revs[:len(revs)-1]
 	}
-	checkAgainstHistory(t, f.cli, revs, f.snap.Revision+1, end, w.ttls)
+	checkAgainstHistory(t, f.cli, revs, f.snap.Revision+1, end, w.TTLs)
 
 	etcdtest.Eventually(t, 30*time.Second, func() error {
-		held, ok, err := CompactionBound(context.Background(), f.cli)
+		held, ok, err := pitr.CompactionBound(context.Background(), f.cli)
 		if err == nil && (!ok || held < end) {
 			err = fmt.Errorf("hold at %d (%v), want at least %d", held, ok, end)
 		}
@@ -259,23 +264,23 @@ func TestStreamerLogsEveryRevision(t *testing.T) {
 	// (logged like any revision) and no more.
 	quiet := currentRevision(t, f.cli)
 	waitLogged(t, f.store, quiet)
-	names, _ := ListLog(context.Background(), f.store, "t")
+	names, _ := pitr.ListLog(context.Background(), f.store, "t")
 	deadline := time.Now().Add(5 * s.HoldEvery)
 	for time.Now().Before(deadline) {
-		now, _ := ListLog(context.Background(), f.store, "t")
+		now, _ := pitr.ListLog(context.Background(), f.store, "t")
 		if len(now) > len(names)+1 {
 			t.Fatalf("%d segments written while nothing changed: the hold feeds itself", len(now)-len(names))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if n := testutil.ToFloat64(s.Metrics.segments); n == 0 {
+	if n := s.metric(t, "etcdops_schedule_pitr_segments_total"); n == 0 {
 		t.Error("segments_total is 0")
 	}
-	if got := testutil.ToFloat64(s.Metrics.lastRevision); got < float64(end) {
+	if got := s.metric(t, "etcdops_schedule_pitr_last_flushed_revision"); got < float64(end) {
 		t.Errorf("last flushed revision metric %v, want at least %d", got, end)
 	}
 	s.stop(t)
-	if _, held, _ := CompactionBound(context.Background(), f.cli); held {
+	if _, held, _ := pitr.CompactionBound(context.Background(), f.cli); held {
 		t.Error("a stopped streamer's hold is still there")
 	}
 }
@@ -284,23 +289,23 @@ func TestStreamerLogsEveryRevision(t *testing.T) {
 // gap, takes a snapshot at once, and goes on from it.
 func TestStreamerGapAfterCompaction(t *testing.T) {
 	f := newStreamFixture(t)
-	w := newWorkload(t, f.cli, 2)
+	w := pitrtest.NewWorkload(t, f.cli, 2)
 	s := f.start(t, nil)
-	w.run(50)
+	w.Run(50)
 	logged := currentRevision(t, f.cli)
 	waitLogged(t, f.store, logged)
 	s.stop(t)
-	logged, err := LastLogged(context.Background(), f.store, "t")
+	logged, err := pitr.LastLogged(context.Background(), f.store, "t")
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.run(50)
+	w.Run(50)
 	compactAt := currentRevision(t, f.cli)
 	if _, err := f.cli.Compact(context.Background(), compactAt); err != nil {
 		t.Fatal(err)
 	}
 	s = f.start(t, nil)
-	var gap GapRecord
+	var gap pitr.GapRecord
 	etcdtest.Eventually(t, 30*time.Second, func() error {
 		_, gaps := readLog(t, f.store)
 		if len(gaps) != 1 {
@@ -316,18 +321,53 @@ func TestStreamerGapAfterCompaction(t *testing.T) {
 	if err != nil || snap.Key() != gap.Snapshot || snap.Manifest.Revision != gap.Last {
 		t.Fatalf("newest snapshot %v (%v), gap names %s at %d", snap.Key(), err, gap.Snapshot, gap.Last)
 	}
-	if n := testutil.ToFloat64(s.Metrics.gaps); n != 1 {
+	if n := s.metric(t, "etcdops_schedule_pitr_gaps_total"); n != 1 {
 		t.Errorf("gaps_total %v", n)
 	}
-	w.run(100)
+	w.Run(100)
 	end := currentRevision(t, f.cli)
 	waitLogged(t, f.store, end)
 	revs, _ := readLog(t, f.store)
-	var after []Revision
+	var after []pitr.Revision
 	for _, r := range revs {
 		if r.Rev > gap.Last && r.Rev <= end {
 			after = append(after, r)
 		}
 	}
-	checkAgainstHistory(t, f.cli, after, gap.Last+1, end, w.ttls)
+	checkAgainstHistory(t, f.cli, after, gap.Last+1, end, w.TTLs)
+}
+
+// metric is the value of the streamer's metric name.
+func (r *streamer) metric(t *testing.T, name string) float64 {
+	t.Helper()
+	mfs, err := r.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.Metric) == 1 {
+			m := mf.Metric[0]
+			if m.Counter != nil {
+				return m.Counter.GetValue()
+			}
+			return m.Gauge.GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
+
+func openStore(t *testing.T) *backup.Store {
+	t.Helper()
+	store, err := backup.OpenStore(context.Background(), "file://"+t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return store
+}
+
+func sameKV(x, y *mvccpb.KeyValue) bool {
+	return string(x.Key) == string(y.Key) && string(x.Value) == string(y.Value) && x.CreateRevision == y.CreateRevision &&
+		x.ModRevision == y.ModRevision && x.Version == y.Version && x.Lease == y.Lease
 }
