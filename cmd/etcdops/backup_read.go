@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -160,16 +161,27 @@ func identitiesFrom(c *cli.Context) ([]age.Identity, error) {
 
 func backupFetchCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "fetch",
-		Usage:     "download a snapshot as a plain etcd snapshot file for etcdutl snapshot restore",
-		UsageText: "etcdops backup fetch --from URL NAME|latest --to FILE [--tag TAG] [--identity FILE] [--force]",
-		Flags: []cli.Flag{flagFrom, flagTag, flagIdentity, flagStall, flagQuiet,
+		Name:  "fetch",
+		Usage: "download a snapshot as a plain etcd snapshot file for etcdutl snapshot restore",
+		UsageText: "etcdops backup fetch --from URL NAME|latest --to FILE [--tag TAG] [--identity FILE] [--force]\n" +
+			"   etcdops backup fetch --from URL --tag TAG --to-revision R|latest|--to-time TIME --to FILE [--identity FILE] [--force]",
+		Description: "With --to-revision or --to-time, the snapshot is the tag's state at that point of its log: the\n" +
+			"newest snapshot before it with the log's revisions replayed onto it, written with etcd's sha256\n" +
+			"trailer as 'etcdctl snapshot save' writes one.",
+		Flags: append([]cli.Flag{flagFrom, flagTag, flagIdentity, flagStall, flagQuiet, flagSpool, flagLogLevel,
 			&cli.StringFlag{Name: "to", Required: true, Usage: "write the snapshot to `FILE` (mode 0600)"},
-			&cli.BoolFlag{Name: "force", Usage: "replace --to if it exists"}},
+			&cli.BoolFlag{Name: "force", Usage: "replace --to if it exists"}}, pointInTimeFlags()...),
 		Action: withBackupFlags(map[backup.Field]string{backup.FieldDestination: "--to"}, func(c *cli.Context) error {
 			ids, err := identitiesFrom(c)
 			if err != nil {
 				return err
+			}
+			to, err := pointInTime(c)
+			if err != nil {
+				return err
+			}
+			if to != nil {
+				return fetchPointInTime(c, ids, *to)
 			}
 			store, snap, err := openSnapshot(c)
 			if err != nil {
@@ -183,6 +195,40 @@ func backupFetchCommand() *cli.Command {
 			return nil
 		}),
 	}
+}
+
+// fetchPointInTime writes the tag's state at a point of its log to --to.
+func fetchPointInTime(c *cli.Context, ids []age.Identity, to restore.PointInTime) error {
+	if c.NArg() > 0 {
+		return usageError(fmt.Errorf("unexpected argument %q: --to-revision and --to-time choose the snapshot", c.Args().First()))
+	}
+	dst := c.String("to")
+	if _, err := os.Lstat(dst); err == nil && !c.Bool("force") {
+		return &backup.InputError{Field: backup.FieldDestination, Value: dst, Err: backup.ErrExists}
+	}
+	lg, err := newLogger(c.String("log-level"))
+	if err != nil {
+		return err
+	}
+	src := restore.Source{From: c.String("from"), Tag: c.String("tag"), Identities: ids, SpoolDir: c.String("spool-dir"),
+		Bucket: storeOptions(c), Progress: newProgress(c.Bool("quiet")), Logger: lg}
+	s, res, err := openPointInTime(c, src, to)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if err := s.Inspect(); err != nil {
+		return err
+	}
+	if s.Revision != res.Chain.Target {
+		return fmt.Errorf("replayed database at revision %d, expected %d", s.Revision, res.Chain.Target)
+	}
+	if err := s.WriteFile(dst, c.Bool("force")); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "fetched revision %d of tag %s to %s (snapshot %s and %d log segments)\n",
+		res.Chain.Target, c.String("tag"), dst, res.Chain.Base.Name, len(res.Segments))
+	return nil
 }
 
 func backupPruneCommand() *cli.Command {

@@ -98,6 +98,9 @@ var catalogue = []badInput{
 	{cmd: "backup verify", args: []string{"--from", "$BUCKET", "latest", "--identity", "$KEYS"}, code: 2, want: []string{"--identity", "no identities"}},
 	{cmd: "backup fetch", args: []string{"--from", "$S3", "a", "b", "--to", "out.db"}, code: 2, want: []string{`unexpected argument "b"`, "expected one snapshot NAME or latest"}},
 	{cmd: "backup fetch", args: []string{"--from", "$BUCKET", "latest", "--to", "out.db", "--identity", "missing.txt"}, code: 2, want: []string{"--identity", "missing.txt"}},
+	{cmd: "backup fetch", args: []string{"--from", "$BUCKET", "--tag", "t", "--to-revision", "5", "--to-time", "2026-12-05T10:00:00Z", "--to", "out.db"}, code: 2, want: []string{"--to-revision and --to-time", "not both"}},
+	{cmd: "backup fetch", args: []string{"--from", "$BUCKET", "--tag", "t", "--to-time", "2026-12-05 10:00", "--to", "out.db"}, code: 2, want: []string{"--to-time", `"2026-12-05 10:00"`, "expected a time as"}},
+	{cmd: "backup fetch", args: []string{"--from", "$BUCKET", "latest", "--tag", "t", "--to-revision", "5", "--to", "out.db"}, code: 2, want: []string{`unexpected argument "latest"`, "--to-revision and --to-time choose the snapshot"}},
 	{cmd: "backup prune", args: []string{"--from", "$S3"}, code: 2, want: []string{"no --keep-*", "refusing to remove every snapshot"}},
 	{cmd: "backup prune", args: []string{"--from", "$BUCKET", "--keep-last", "-3"}, code: 2, want: []string{"--keep-last", "expected a count of 0 or more"}},
 	{cmd: "backup prune", args: []string{"--from", "$BUCKET", "--keep-within", "-1h"}, code: 2, want: []string{"--keep-within", "expected a positive duration"}},
@@ -126,6 +129,13 @@ var catalogue = []badInput{
 	{cmd: "restore", args: []string{"--from", "$S3", "--snapshot", "latest", "--initial-cluster", "a=http://127.0.0.1:2380", "--stall-timeout", "0s"}, code: 2, want: []string{"--stall-timeout", "expected a positive duration"}},
 	{cmd: "restore", args: []string{"--from", "$SNAP", "--initial-cluster", "a=http://127.0.0.1:2380", "-w", "yaml"}, code: 2, want: []string{"--write-out", "expected table or json"}},
 	{cmd: "restore", args: []string{"--from", "$SNAP", "--initial-cluster", "a=http://127.0.0.1:2380", "--initial-cluster-token", ""}, code: 2, want: []string{"--initial-cluster-token", "expected a non-empty token"}},
+	// restore to a point of a tag's log (pitr).
+	{cmd: "restore", args: []string{"--from", "$BUCKET", "--tag", "t", "--to-revision", "5", "--to-time", "2026-12-05T10:00:00Z", "--initial-cluster", "a=http://127.0.0.1:2380"}, code: 2, want: []string{"--to-revision and --to-time", "not both"}},
+	{cmd: "restore", args: []string{"--from", "$BUCKET", "--tag", "t", "--to-time", "yesterday", "--initial-cluster", "a=http://127.0.0.1:2380"}, code: 2, want: []string{"--to-time", `"yesterday"`, "expected a time as 2026-12-05T10:00:00Z"}},
+	{cmd: "restore", args: []string{"--from", "$BUCKET", "--tag", "t", "--to-revision", "-3", "--initial-cluster", "a=http://127.0.0.1:2380"}, code: 2, want: []string{"--to-revision", `"-3"`, "expected a revision (a positive number) or latest"}},
+	{cmd: "restore", args: []string{"--from", "$BUCKET", "--to-revision", "5", "--initial-cluster", "a=http://127.0.0.1:2380"}, code: 2, want: []string{"--tag", "expected the tag whose log to restore from"}},
+	{cmd: "restore", args: []string{"--from", "$BUCKET", "--tag", "t", "--snapshot", "latest", "--to-revision", "5", "--initial-cluster", "a=http://127.0.0.1:2380"}, code: 2, want: []string{"--snapshot", "expected no snapshot name with a point in time"}},
+	{cmd: "restore", args: []string{"--from", "$SNAP", "--tag", "t", "--to-revision", "latest", "--initial-cluster", "a=http://127.0.0.1:2380"}, code: 2, want: []string{"--from", "expected a bucket URL for a point in time"}},
 
 	// health: bad input is UNKNOWN (3), as a Nagios plugin's.
 	{cmd: "health", args: []string{"--endpoints", "ftp://127.0.0.1:1"}, code: 3, want: []string{"--endpoints", "expected scheme http, https"}},

@@ -27,6 +27,13 @@ trailer, the manifest's sha256s and bolt's consistency check; then the plan is p
 stops there. Its revision, key count (against the manifest's) and KV hash are read while the data
 dirs are written; after writing, each data dir is checked against them and the plan.
 
+With --to-revision R (or latest: the end of the log) or --to-time TIME (the last revision received at
+or before TIME), SOURCE is a bucket whose --tag has a point-in-time log ('etcdops schedule --pitr'): the
+newest snapshot at or before the target is fetched and checked, the log's segments after it are fetched
+in parallel, checked and replayed onto it offline, and the result is restored as a snapshot would be.
+Every revision from the snapshot's to the target must be in the log; a target before the earliest
+snapshot, after the end of the log or inside a gap is refused (exit 2) with what the log can reach.
+
 A member's client URL is its peer URL's scheme and host with port 2379 unless --client-urls gives
 it; members listen on the advertised addresses (on 0.0.0.0 for host names). The token defaults to a
 fresh unique value, so that the new cluster never mixes with the old one.
@@ -48,6 +55,7 @@ func restoreCommand() *cli.Command {
 		Name:  "restore",
 		Usage: "write the data dirs and configurations of a new cluster's members from a snapshot",
 		UsageText: "etcdops restore --from SOURCE [--snapshot NAME|latest [--tag TAG]] --initial-cluster a=URL,b=URL,c=URL\n" +
+			"   etcdops restore --from URL --tag TAG --to-revision R|latest|--to-time TIME --initial-cluster a=URL,... [...]\n" +
 			"   [--initial-cluster-token T] [--name a] [--data-dir-template DIR] [--config-dir DIR] [--move-aside] [--dry-run]",
 		Description: restoreDescription,
 		Flags: append([]cli.Flag{
@@ -63,7 +71,7 @@ func restoreCommand() *cli.Command {
 			&cli.BoolFlag{Name: "mark-compacted", Usage: "mark the bumped revision compacted, so that old watches relist"},
 			&cli.BoolFlag{Name: "move-aside", Usage: "rename existing data dirs and differing config files to <path>.old-<time>"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "check the snapshot and the targets, print the plan, write nothing"},
-		}, append(memberFileFlags(), flagSpool, flagStall, flagQuiet, flagOutput, flagLogLevel)...),
+		}, append(append(memberFileFlags(), pointInTimeFlags()...), flagSpool, flagStall, flagQuiet, flagOutput, flagLogLevel)...),
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return usageError(fmt.Errorf("restore: %w", err))
 		},
@@ -115,12 +123,21 @@ func restoreAction(c *cli.Context) error {
 	defer lg.Sync()
 	src := restore.Source{From: c.String("from"), Snapshot: c.String("snapshot"), Tag: c.String("tag"), Identities: ids,
 		SkipHashCheck: c.Bool("skip-hash-check"), SpoolDir: c.String("spool-dir"), Bucket: storeOptions(c), Progress: newProgress(c.Bool("quiet")), Logger: lg}
-	if err := src.Validate(); err != nil {
-		return restoreInputError(err)
-	}
-	snap, err := restore.OpenSnapshot(c.Context, src)
-	if err != nil {
+	var snap *restore.Snapshot
+	var pit *restore.PointInTimeResult
+	if to, err := pointInTime(c); err != nil {
 		return err
+	} else if to != nil {
+		if snap, pit, err = openPointInTime(c, src, *to); err != nil {
+			return err
+		}
+	} else {
+		if err := src.Validate(); err != nil {
+			return restoreInputError(err)
+		}
+		if snap, err = restore.OpenSnapshot(c.Context, src); err != nil {
+			return err
+		}
 	}
 	defer snap.Close()
 	opts := restore.Options{MoveAside: c.Bool("move-aside"), DryRun: c.Bool("dry-run"), Logger: lg}
@@ -130,6 +147,9 @@ func restoreAction(c *cli.Context) error {
 		planned, err := restore.Check(plan, snap, opts)
 		if err != nil {
 			return err
+		}
+		if pit != nil {
+			printPointInTime(c.App.Writer, pit)
 		}
 		printRestorePlan(c.App.Writer, planned)
 	}
@@ -141,10 +161,14 @@ func restoreAction(c *cli.Context) error {
 	if jsonOut {
 		return writeJSON(c.App.Writer, struct {
 			*restore.Result
-			NextSteps []string `json:"next_steps"`
-		}{res, steps})
+			PointInTime *restore.PointInTimeResult `json:"point_in_time,omitempty"`
+			NextSteps   []string                   `json:"next_steps"`
+		}{res, pit, steps})
 	}
 	if opts.DryRun {
+		if pit != nil {
+			printPointInTime(c.App.Writer, pit)
+		}
 		printRestorePlan(c.App.Writer, res)
 	}
 	printRestoreResult(c.App.Writer, res, steps)
