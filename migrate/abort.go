@@ -19,8 +19,8 @@ type AbortResult struct {
 // o.StateFile added, and marks it aborted. The voting members it added and
 // the members it removed stay as they are.
 func Abort(ctx context.Context, o Options) (*AbortResult, error) {
-	if o.Poll <= 0 {
-		o.Poll = 500 * time.Millisecond
+	if o.poll <= 0 {
+		o.poll = 500 * time.Millisecond
 	}
 	r := &runner{o: o, lg: o.Connection.logger(), endpoints: o.Connection.Client.Endpoints, path: o.StateFile}
 	j, err := loadJournal(o.StateFile)

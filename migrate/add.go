@@ -25,6 +25,8 @@ func (r *runner) addLearner(ctx context.Context, nm *NewMember) (bool, string, e
 	}
 	already := true
 	m := byPeerURL(members, nm.PeerURL)
+	w := r.newWait(fmt.Sprintf("learner %s to be added", nm.Name))
+	defer w.done()
 	for m == nil {
 		already = false
 		var addErr error
@@ -44,7 +46,7 @@ func (r *runner) addLearner(ctx context.Context, nm *NewMember) (bool, string, e
 		if err == nil {
 			m = byPeerURL(members, nm.PeerURL)
 		}
-		if m == nil && r.sleep(ctx) != nil {
+		if m == nil && w.sleep(ctx, fmt.Sprint(errors.Join(addErr, err))) != nil {
 			return false, "", fmt.Errorf("add learner within %s: %v", r.o.StepTimeout, errors.Join(addErr, err))
 		}
 	}
@@ -108,7 +110,7 @@ func (r *runner) writeConfig(nm *NewMember) error {
 	c := r.conf(nm)
 	header := []string{
 		fmt.Sprintf("etcd member %s joining cluster %s, written by etcdops migrate.", nm.Name, r.j.ClusterID),
-		"Start it with: " + startCommand(nm),
+		"Start it with: " + memberconf.ServeCommand(nm.ConfigFile),
 		"The initial-* settings are read on the first start only.",
 	}
 	for path, data := range map[string][]byte{nm.ConfigFile: c.YAML(header...), nm.EnvFile: c.EnvFile(header[0], header[2])} {
@@ -122,10 +124,7 @@ func (r *runner) writeConfig(nm *NewMember) error {
 	return nil
 }
 
-func startCommand(nm *NewMember) string {
-	return "etcdops serve --config-file " + memberconf.ShellQuote(nm.ConfigFile)
-}
-
 func (r *runner) vars(nm *NewMember) Vars {
-	return Vars{Name: nm.Name, Config: nm.ConfigFile, Env: nm.EnvFile, DataDir: nm.DataDir, PeerURL: nm.PeerURL, ClientURL: nm.ClientURL}
+	return Vars{Name: nm.Name, Config: nm.ConfigFile, Env: nm.EnvFile, DataDir: nm.DataDir, PeerURL: nm.PeerURL, ClientURL: nm.ClientURL,
+		StaleDataDir: nm.StaleDataDir}
 }

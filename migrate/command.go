@@ -12,8 +12,11 @@ import (
 	"github.com/etcdops/etcdops/internal/memberconf"
 )
 
-// Placeholders are what --start-cmd and --stop-cmd templates may hold.
-var Placeholders = []string{"{name}", "{config}", "{env}", "{data-dir}", "{peer-url}", "{client-url}"}
+// Placeholders are what start and stop command templates may hold.
+// {stale-data-dir} is the data dir of a new member that an earlier attempt
+// left after it was removed again, for a start command on another host to
+// move aside; it is empty otherwise.
+var Placeholders = []string{"{name}", "{config}", "{env}", "{data-dir}", "{peer-url}", "{client-url}", "{stale-data-dir}"}
 
 var placeholderRE = regexp.MustCompile(`\{[^{}\s]*\}`)
 
@@ -30,14 +33,14 @@ func CheckTemplate(input, tmpl string) error {
 
 // Vars are a member's values of the placeholders.
 type Vars struct {
-	Name, Config, Env, DataDir, PeerURL, ClientURL string
+	Name, Config, Env, DataDir, PeerURL, ClientURL, StaleDataDir string
 }
 
 // Expand replaces the placeholders of tmpl by v's values, quoted for a
 // POSIX shell.
 func Expand(tmpl string, v Vars) string {
 	values := map[string]string{"{name}": v.Name, "{config}": v.Config, "{env}": v.Env, "{data-dir}": v.DataDir,
-		"{peer-url}": v.PeerURL, "{client-url}": v.ClientURL}
+		"{peer-url}": v.PeerURL, "{client-url}": v.ClientURL, "{stale-data-dir}": v.StaleDataDir}
 	return placeholderRE.ReplaceAllStringFunc(tmpl, func(p string) string {
 		if val, ok := values[p]; ok {
 			return memberconf.ShellQuote(val)

@@ -98,8 +98,8 @@ func (r *runner) list(ctx context.Context) ([]Member, error) {
 }
 
 func (r *runner) dial(endpoints []string) (Conn, error) {
-	if r.o.Dial != nil {
-		return r.o.Dial(endpoints)
+	if r.o.dial != nil {
+		return r.o.dial(endpoints)
 	}
 	return r.o.Connection.Dial(endpoints)
 }

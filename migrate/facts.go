@@ -2,6 +2,7 @@ package migrate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -97,4 +98,38 @@ func unhealthy(r *health.Report, v health.Verdict, ours, stopped []string) strin
 		why = append(why, "an alarm is active")
 	}
 	return strings.Join(why, "; ")
+}
+
+// waitHealthy waits until the cluster may be changed: every voter up, one
+// leader, no alarm.
+func (r *runner) waitHealthy(ctx context.Context, i int) error {
+	var why string
+	var stopped []string
+	r.stopped = nil
+	if s := r.j.Plan.Steps[i]; (s.Action == Stop || s.Action == Remove) && r.j.Plan.Drains(s.Member) {
+		if old := r.j.oldMember(s.Member); old != nil {
+			stopped, r.stopped = old.PeerURLs, old.ClientURLs
+		}
+	}
+	w := r.newWait(fmt.Sprintf("the cluster to be healthy before step %d", i+1))
+	defer w.done()
+	for {
+		f, _, err := Gather(ctx, r.o.Connection, r.endpoints, r.ours, stopped...)
+		switch {
+		case err == nil && f.Unhealthy == "":
+			r.useMembers(f.Members)
+			return nil
+		case err == nil:
+			why = f.Unhealthy
+			r.useMembers(f.Members)
+		default:
+			why = err.Error()
+		}
+		if err := w.sleep(ctx, why); err != nil {
+			if errors.Is(context.Cause(ctx), context.Canceled) {
+				return err
+			}
+			return fmt.Errorf("before step %d: cluster not healthy within %s: %s", i+1, r.o.StepTimeout, why)
+		}
+	}
 }

@@ -2,19 +2,18 @@ package migrate
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
-
-	"go.uber.org/zap"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 
 	"github.com/etcdops/etcdops/internal/etcdclient"
+	"github.com/etcdops/etcdops/internal/memberconf"
 )
 
 // start runs the start command (or asks the operator to) and waits until
-// the member has joined: the member list shows its name.
+// the member has joined: the member list shows its name. The data dir that
+// an attempt removed again left goes aside first (see staleDataDir).
 func (r *runner) start(ctx context.Context, nm *NewMember) (bool, string, error) {
 	id := parseID(nm.ID)
 	members, err := r.list(ctx)
@@ -28,33 +27,49 @@ func (r *runner) start(ctx context.Context, nm *NewMember) (bool, string, error)
 	if m.Name != "" {
 		return true, "already started", nil
 	}
-	how := "started by the start command"
+	how, err := r.clearStaleDataDir(nm)
+	if err != nil {
+		return false, "", err
+	}
 	if r.o.StartCmd != "" {
-		cmd := Expand(r.o.StartCmd, r.vars(nm))
-		if err := runShell(ctx, cmd); err != nil {
+		how = "started by the start command" + how
+		if err := runShell(ctx, Expand(r.o.StartCmd, r.vars(nm))); err != nil {
 			return false, "", r.giveUp(ctx, nm, Start, "the start command failed: "+err.Error())
 		}
 	} else {
-		how = "started by the operator"
-		if r.o.Operator != nil {
-			fmt.Fprintf(r.o.Operator, "start member %s now, on its host, within %s:\n  %s\n", nm.Name, r.o.StepTimeout, startCommand(nm))
-		}
+		how = "started by the operator" + how
+		r.askToStart(nm)
 	}
+	w := r.newWait(fmt.Sprintf("member %s to start", nm.Name))
+	defer w.done()
 	var seen string
 	for {
 		members, err := r.list(ctx)
 		if err == nil {
 			if m := byID(members, id); m != nil && m.Name != "" {
-				return false, how, nil
+				return false, how, r.startedFresh(nm)
 			}
 			seen = "the member list still shows it not started"
 		} else if ctx.Err() == nil {
 			seen = err.Error()
 		}
-		if r.sleep(ctx) != nil {
+		if w.sleep(ctx, seen) != nil {
 			return false, "", r.giveUp(ctx, nm, Start, fmt.Sprintf("not started within %s: %s", r.o.StepTimeout, seen))
 		}
 	}
+}
+
+// askToStart tells the operator how to start the member, on its host.
+func (r *runner) askToStart(nm *NewMember) {
+	if r.o.Operator == nil {
+		return
+	}
+	fmt.Fprintf(r.o.Operator, "start member %s now, on its host, within the step timeout (%s):\n", nm.Name, r.o.StepTimeout)
+	fmt.Fprintf(r.o.Operator, "  copy %s (or %s, for systemd) there, to the same path, unless this is its host\n", nm.ConfigFile, nm.EnvFile)
+	if nm.StaleDataDir != "" {
+		fmt.Fprintf(r.o.Operator, "  move its data dir %s aside there: it holds the WAL of the attempt that was removed again\n", nm.StaleDataDir)
+	}
+	fmt.Fprintf(r.o.Operator, "  then run there: %s\n", memberconf.ServeCommand(nm.ConfigFile))
 }
 
 // waitCaughtUp waits until the member's applied index, read from the
@@ -64,7 +79,8 @@ func (r *runner) start(ctx context.Context, nm *NewMember) (bool, string, error)
 // about a second for it, to show the progress.
 func (r *runner) waitCaughtUp(ctx context.Context, nm *NewMember) (bool, string, error) {
 	var seen string
-	defer r.progressDone()
+	w := r.newWait(fmt.Sprintf("member %s to catch up", nm.Name))
+	defer w.done()
 	self, err := r.dial([]string{nm.ClientURL})
 	if err != nil {
 		return false, "", err
@@ -77,11 +93,10 @@ func (r *runner) waitCaughtUp(ctx context.Context, nm *NewMember) (bool, string,
 			return false, fmt.Sprintf("caught up: applied index %d, the leader's %d", mine, leader), nil
 		case err == nil:
 			seen = fmt.Sprintf("applied index %d, the leader's %d (%d behind, more than %d)", mine, leader, leader-mine, r.o.MaxLag)
-			r.progress("catching up %s: applied index %d of the leader's %d (%d behind)", nm.Name, mine, leader, leader-mine)
 		case ctx.Err() == nil:
 			seen = err.Error()
 		}
-		if r.sleep(ctx) != nil {
+		if w.sleep(ctx, seen) != nil {
 			return false, "", r.giveUp(ctx, nm, WaitCaughtUp, fmt.Sprintf("not caught up within %s: %s", r.o.StepTimeout, seen))
 		}
 	}
@@ -94,7 +109,7 @@ func (r *runner) appliedIndexes(ctx context.Context, self Conn, endpoint string)
 	if err != nil {
 		return 0, 0, err
 	}
-	sctx, cancel := context.WithTimeout(ctx, min(r.o.Connection.Timeout, max(time.Second, r.o.Poll)))
+	sctx, cancel := context.WithTimeout(ctx, min(r.o.Connection.Timeout, max(time.Second, r.o.poll)))
 	st, err := self.Status(sctx, endpoint)
 	cancel()
 	if err != nil {
@@ -116,22 +131,12 @@ func (r *runner) appliedIndexes(ctx context.Context, self Conn, endpoint string)
 	return mine, leader, err
 }
 
-func (r *runner) progress(format string, args ...any) {
-	if r.o.Progress != nil {
-		fmt.Fprintf(r.o.Progress, "\r\033[K"+format, args...)
-	}
-}
-
-func (r *runner) progressDone() {
-	if r.o.Progress != nil {
-		fmt.Fprint(r.o.Progress, "\r\033[K")
-	}
-}
-
 // promote promotes the learner, retrying while etcd finds it not yet in
 // sync; a member that is no learner any more counts as promoted.
 func (r *runner) promote(ctx context.Context, nm *NewMember) (bool, string, error) {
 	id := parseID(nm.ID)
+	w := r.newWait(fmt.Sprintf("the promotion of member %s to be accepted", nm.Name))
+	defer w.done()
 	var seen string
 	for attempt := 0; ; attempt++ {
 		members, err := r.list(ctx)
@@ -161,60 +166,8 @@ func (r *runner) promote(ctx context.Context, nm *NewMember) (bool, string, erro
 		} else if ctx.Err() == nil {
 			seen = err.Error()
 		}
-		if r.sleep(ctx) != nil {
+		if w.sleep(ctx, seen) != nil {
 			return false, "", r.giveUp(ctx, nm, Promote, fmt.Sprintf("not promoted within %s: %s", r.o.StepTimeout, seen))
 		}
 	}
-}
-
-// giveUp removes a new member that did not start, catch up or get promoted
-// in time, unless the run was interrupted: then a rerun carries on.
-func (r *runner) giveUp(ctx context.Context, nm *NewMember, a Action, seen string) error {
-	if errors.Is(context.Cause(ctx), context.Canceled) {
-		return ctx.Err()
-	}
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.o.StepTimeout)
-	defer cancel()
-	err := r.removeLearner(rctx, parseID(nm.ID))
-	if err != nil {
-		r.lg.Error("remove the new member again", zap.String("member", nm.Name), zap.Error(err))
-	}
-	return &NewMemberError{Member: nm.Name, Action: a, Seen: seen, RemovedAgain: err == nil}
-}
-
-// removeLearner removes member id if it is still a learner.
-func (r *runner) removeLearner(ctx context.Context, id uint64) error {
-	for {
-		members, err := r.list(ctx)
-		if err == nil {
-			m := byID(members, id)
-			if m == nil {
-				return nil
-			}
-			if !m.IsLearner {
-				return fmt.Errorf("member %x is a voting member now", id)
-			}
-			err = r.request(ctx, othersEndpoints(members, id), func(ctx context.Context, c Conn) error {
-				_, err := c.MemberRemove(ctx, id)
-				return err
-			})
-			if err == nil || etcdclient.IsRPCError(err, rpctypes.ErrGRPCMemberNotFound) {
-				return nil
-			}
-		}
-		if r.sleep(ctx) != nil {
-			return fmt.Errorf("remove learner %x: %w", id, err)
-		}
-	}
-}
-
-// othersEndpoints are the client URLs of the members other than id.
-func othersEndpoints(members []Member, id uint64) []string {
-	var eps []string
-	for _, m := range members {
-		if m.ID != id && !m.IsLearner {
-			eps = append(eps, m.ClientURLs...)
-		}
-	}
-	return eps
 }

@@ -61,6 +61,10 @@ type NewMember struct {
 	EnvFile    string `json:"env_file"`
 	// InitialCluster is what its configuration says, once written.
 	InitialCluster string `json:"initial_cluster,omitempty"`
+	// StaleDataDir is its data dir after an attempt that was removed again:
+	// it may hold that member's WAL, on which etcd refuses to start. The
+	// next start moves it aside first (on this host) or has it moved.
+	StaleDataDir string `json:"stale_data_dir,omitempty"`
 }
 
 const journalVersion = 1
@@ -99,6 +103,37 @@ func (j *Journal) matches(path, clusterID string, r Request) error {
 			"finish it, abort it, or use another state file"}
 	}
 	return nil
+}
+
+// finished tells whether the journal records a finished migration of r's
+// members to add and remove, and members is its outcome: every voter the
+// plan ends with, no other member. The order and the drain say how the steps
+// ran; they are no reason to refuse a rerun that finds nothing to do.
+func (j *Journal) finished(r Request, members []Member) bool {
+	if j.State != StateDone {
+		return false
+	}
+	if !sameChanges(j.Plan.Request, r) {
+		return false
+	}
+	var names []string
+	for _, m := range members {
+		if m.IsLearner {
+			return false
+		}
+		names = append(names, m.Name)
+	}
+	want := slices.Clone(j.Plan.Final().Voters)
+	slices.Sort(names)
+	slices.Sort(want)
+	return slices.Equal(names, want)
+}
+
+// sameChanges tells whether a and b add and remove the same members,
+// whatever their order and drain.
+func sameChanges(a, b Request) bool {
+	a.Order, a.Drain = b.Order, b.Drain
+	return sameRequest(a, b)
 }
 
 func sameRequest(a, b Request) bool {

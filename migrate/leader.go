@@ -25,6 +25,9 @@ func (r *runner) moveLeader(ctx context.Context, s Step) (bool, string, error) {
 // caught up voter among names (any other voter when none of those answers).
 func (r *runner) moveLeaderFrom(ctx context.Context, members []Member, id uint64, names []string) (bool, string, error) {
 	c := r.leadership(members)
+	w := r.newWait("leadership to move away from " + c.Name(id))
+	defer w.done()
+	c.Sleep = w.sleep
 	leader, moved, err := c.Move(ctx, id, names)
 	if err != nil {
 		return false, "", err
@@ -38,7 +41,7 @@ func (r *runner) moveLeaderFrom(ctx context.Context, members []Member, id uint64
 // leadership is the cluster of members as package leadership asks it: the
 // member drained for the step that runs is down.
 func (r *runner) leadership(members []Member) *leadership.Cluster {
-	c := &leadership.Cluster{Down: r.stopped, RequestTimeout: r.o.Connection.Timeout, Poll: r.o.Poll,
+	c := &leadership.Cluster{Down: r.stopped, RequestTimeout: r.o.Connection.Timeout,
 		Dial: func(endpoints []string) (leadership.Conn, error) {
 			conn, err := r.dial(endpoints)
 			if err != nil {

@@ -61,7 +61,7 @@ func TestPlanGolden(t *testing.T) {
 			if err := WriteTable(&tab, p); err != nil {
 				t.Fatal(err)
 			}
-			if err := WriteJSON(&js, p); err != nil {
+			if err := WriteJSON(&js, p, "", 0); err != nil {
 				t.Fatal(err)
 			}
 			golden(t, tt.name+".txt", tab.Bytes())

@@ -21,6 +21,8 @@ func (r *runner) remove(ctx context.Context, name string) (bool, string, error) 
 		return false, "", fmt.Errorf("member %s is not in the journal", name)
 	}
 	id := parseID(old.ID)
+	w := r.newWait(fmt.Sprintf("member %s to be removed", name))
+	defer w.done()
 	var seen string
 	for attempt := 0; ; attempt++ {
 		members, err := r.list(ctx)
@@ -44,7 +46,7 @@ func (r *runner) remove(ctx context.Context, name string) (bool, string, error) 
 		} else if ctx.Err() == nil {
 			seen = err.Error()
 		}
-		if r.sleep(ctx) != nil {
+		if w.sleep(ctx, seen) != nil {
 			return false, "", fmt.Errorf("not removed within %s: %s", r.o.StepTimeout, seen)
 		}
 	}
@@ -106,8 +108,10 @@ func (r *runner) stop(ctx context.Context, name string) (bool, string, error) {
 	if !drain {
 		return false, "stop command ran", nil
 	}
+	w := r.newWait(fmt.Sprintf("member %s to stop answering on %s", name, strings.Join(old.ClientURLs, ",")))
+	defer w.done()
 	for !r.down(ctx, old.ClientURLs) {
-		if r.sleep(ctx) != nil {
+		if w.sleep(ctx, "") != nil {
 			return false, "", fmt.Errorf("member %s still answers on %s %s after the stop command", name, strings.Join(old.ClientURLs, ","), r.o.StepTimeout)
 		}
 	}
@@ -140,4 +144,15 @@ func (r *runner) down(ctx context.Context, clientURLs []string) bool {
 		}
 	}
 	return true
+}
+
+// othersEndpoints are the client URLs of the members other than id.
+func othersEndpoints(members []Member, id uint64) []string {
+	var eps []string
+	for _, m := range members {
+		if m.ID != id && !m.IsLearner {
+			eps = append(eps, m.ClientURLs...)
+		}
+	}
+	return eps
 }

@@ -66,9 +66,16 @@ func (p *Plan) Final() After {
 	return p.Steps[len(p.Steps)-1].After
 }
 
-// WriteJSON prints the plan as one indented JSON document.
-func WriteJSON(w io.Writer, p *Plan) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(p)
+// PlanReport is a plan and how many of its steps its journal records done.
+type PlanReport struct {
+	*Plan
+	// StateFile is the journal's path; "" for a new plan.
+	StateFile string `json:"state_file,omitempty"`
+	Done      int    `json:"done"`
+}
+
+// WriteJSON prints the plan and how many of its steps the journal at
+// stateFile records done, as one JSON object on one line.
+func WriteJSON(w io.Writer, p *Plan, stateFile string, done int) error {
+	return json.NewEncoder(w).Encode(PlanReport{Plan: p, StateFile: stateFile, Done: done})
 }

@@ -7,12 +7,9 @@ import (
 	"io"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"time"
 
 	"go.uber.org/zap"
-
-	"go.etcd.io/etcd/api/v3/etcdserverpb"
 
 	"github.com/etcdops/etcdops/restore"
 )
@@ -40,15 +37,16 @@ type Options struct {
 	MaxLag uint64
 	// Events receives an event per step; nil drops them.
 	Events func(Event)
-	// Progress, when set, shows a new member's catch-up on one line.
+	// Progress, when set, shows each wait that lasts on one line (a
+	// terminal); without it such waits are logged.
 	Progress io.Writer
 	// Operator receives what the operator must do by hand.
 	Operator io.Writer
-	// Poll is how often waits check again; 0 means 200ms.
-	Poll time.Duration
-	// Dial, when set, replaces Connection.Dial for the changes (tests wrap
-	// it to lose replies).
-	Dial Dialer
+	// poll is how often waits check again; 0 means 200ms. Tests shorten it.
+	poll time.Duration
+	// dial, when set, replaces Connection.Dial for the changes: tests wrap
+	// it to lose replies.
+	dial Dialer
 }
 
 // Event is one step done (or found done) or failed, for people and scripts.
@@ -83,24 +81,6 @@ type Result struct {
 	OldDataDirs map[string]string `json:"old_data_dirs,omitempty"`
 }
 
-// NewMemberError says that a new member did not start, catch up or get
-// promoted within the step's time, and was removed again.
-type NewMemberError struct {
-	Member string
-	Action Action
-	Seen   string
-	// RemovedAgain is false when removing it failed too.
-	RemovedAgain bool
-}
-
-func (e *NewMemberError) Error() string {
-	s := fmt.Sprintf("new member %s: %s did not complete: %s", e.Member, e.Action, e.Seen)
-	if e.RemovedAgain {
-		return s + "; it was removed again and the cluster is as before it was added"
-	}
-	return s + "; removing it again failed too: remove it with etcdops migrate abort"
-}
-
 type runner struct {
 	o         Options
 	lg        *zap.Logger
@@ -117,8 +97,8 @@ type runner struct {
 // records, and carries it out. Input errors are *InputError and
 // *StateError; nothing has changed then.
 func Run(ctx context.Context, o Options) (*Result, error) {
-	if o.Poll <= 0 {
-		o.Poll = 200 * time.Millisecond
+	if o.poll <= 0 {
+		o.poll = 200 * time.Millisecond
 	}
 	r, facts, err := open(ctx, o)
 	if err != nil {
@@ -169,7 +149,7 @@ func journalEndpoints(o Options) []string {
 	var eps []string
 	for _, f := range files {
 		j, err := loadJournal(f)
-		if err != nil || j == nil || !sameRequest(j.Plan.Request, o.Request) {
+		if err != nil || j == nil || !sameChanges(j.Plan.Request, o.Request) {
 			continue
 		}
 		for i, st := range j.Plan.Steps {
@@ -202,7 +182,7 @@ func open(ctx context.Context, o Options) (*runner, Facts, error) {
 	if r.j, err = loadJournal(r.path); err != nil || r.j == nil {
 		return r, facts, err
 	}
-	if err := r.j.matches(r.path, fmt.Sprintf("%x", facts.ClusterID), o.Request); err != nil {
+	if err := r.j.matches(r.path, fmt.Sprintf("%x", facts.ClusterID), o.Request); err != nil && !r.j.finished(o.Request, facts.Members) {
 		return nil, facts, err
 	}
 	if r.j.State == StateAborted {
@@ -328,71 +308,13 @@ func (r *runner) do(ctx context.Context, s Step) (already bool, detail string, e
 	return false, "", fmt.Errorf("unknown action %q", s.Action)
 }
 
-// waitHealthy waits until the cluster may be changed: every voter up, one
-// leader, no alarm.
-func (r *runner) waitHealthy(ctx context.Context, i int) error {
-	var why string
-	var stopped []string
-	r.stopped = nil
-	if s := r.j.Plan.Steps[i]; (s.Action == Stop || s.Action == Remove) && r.j.Plan.Drains(s.Member) {
-		if old := r.j.oldMember(s.Member); old != nil {
-			stopped, r.stopped = old.PeerURLs, old.ClientURLs
-		}
-	}
-	for {
-		f, _, err := Gather(ctx, r.o.Connection, r.endpoints, r.ours, stopped...)
-		switch {
-		case err == nil && f.Unhealthy == "":
-			r.useMembers(f.Members)
-			return nil
-		case err == nil:
-			why = f.Unhealthy
-			r.useMembers(f.Members)
-		default:
-			why = err.Error()
-		}
-		if err := r.sleep(ctx); err != nil {
-			if errors.Is(context.Cause(ctx), context.Canceled) {
-				return err
-			}
-			return fmt.Errorf("before step %d: cluster not healthy within %s: %s", i+1, r.o.StepTimeout, why)
-		}
-	}
-}
-
 func (r *runner) sleep(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-time.After(r.o.Poll):
+	case <-time.After(r.o.poll):
 		return nil
 	}
-}
-
-// useMembers makes the voting members' client URLs the endpoints to talk
-// to: learners answer only status requests and serializable reads.
-func (r *runner) useMembers(members []Member) {
-	if eps := voterEndpoints(members); len(eps) > 0 {
-		r.endpoints = eps
-	}
-}
-
-func fromPB(list []*etcdserverpb.Member) []Member {
-	var out []Member
-	for _, m := range list {
-		out = append(out, Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, IsLearner: m.IsLearner})
-	}
-	return out
-}
-
-func voterEndpoints(members []Member) []string {
-	var eps []string
-	for _, m := range members {
-		if !m.IsLearner {
-			eps = append(eps, m.ClientURLs...)
-		}
-	}
-	return eps
 }
 
 func (r *runner) oldDataDirs() map[string]string {
@@ -404,29 +326,4 @@ func (r *runner) oldDataDirs() map[string]string {
 		out[name], _, _ = r.o.Files(name)
 	}
 	return out
-}
-
-func hexID(id uint64) string { return strconv.FormatUint(id, 16) }
-
-func parseID(s string) uint64 {
-	id, _ := strconv.ParseUint(s, 16, 64)
-	return id
-}
-
-func byID(members []Member, id uint64) *Member {
-	for i := range members {
-		if members[i].ID == id {
-			return &members[i]
-		}
-	}
-	return nil
-}
-
-func byPeerURL(members []Member, u string) *Member {
-	for i := range members {
-		if slices.Contains(members[i].PeerURLs, u) {
-			return &members[i]
-		}
-	}
-	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -35,6 +36,8 @@ type fixture struct {
 	beforeStart func(name string) bool
 	// ca, when set, issues the certificates of mTLS for clients and peers.
 	ca *etcdtest.CA
+	// said is what the operator was told.
+	said strings.Builder
 }
 
 func newFixture(t *testing.T, n int) *fixture {
@@ -61,6 +64,9 @@ func newFixtureTLS(t *testing.T, n int, ca *etcdtest.CA) *fixture {
 
 // Write reads the operator's instructions and starts each member named.
 func (f *fixture) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	f.said.Write(p)
+	f.mu.Unlock()
 	sc := bufio.NewScanner(bytes.NewReader(p))
 	for sc.Scan() {
 		_, file, ok := strings.Cut(sc.Text(), "etcdops serve --config-file ")
@@ -110,7 +116,7 @@ func (f *fixture) options(add []string, remove ...string) Options {
 	o := Options{
 		Connection: Connection{Client: etcdclient.Config{Endpoints: f.old.Endpoints(), DialTimeout: 2 * time.Second}, Timeout: 5 * time.Second},
 		Request:    req, StateFile: filepath.Join(f.dir, "journal.json"), StepTimeout: 30 * time.Second, MaxLag: 10,
-		Operator: f, Poll: 100 * time.Millisecond,
+		Operator: f, poll: 100 * time.Millisecond,
 	}
 	var tls restore.TLS
 	if f.ca != nil {
@@ -189,6 +195,14 @@ func TestScaleOutOneToThree(t *testing.T) {
 	again, err := Run(context.Background(), o)
 	if err != nil || !again.NothingToDo {
 		t.Errorf("rerun: %+v, %v; want nothing to do", again, err)
+	}
+	f.mu.Lock()
+	said := f.said.String()
+	f.mu.Unlock()
+	for _, want := range []string{"start member B now, on its host, within the step timeout (30s)", "copy " + o.New[0].ConfigFile + " (or "} {
+		if !strings.Contains(said, want) {
+			t.Errorf("the operator was told %q, which lacks %q", said, want)
+		}
 	}
 }
 
@@ -316,7 +330,7 @@ func TestLostRepliesCountAsDone(t *testing.T) {
 	f := newFixture(t, 3)
 	o := f.options([]string{"A"}, "m2")
 	lost := 0
-	o.Dial = func(endpoints []string) (Conn, error) {
+	o.dial = func(endpoints []string) (Conn, error) {
 		c, err := o.Connection.Dial(endpoints)
 		return lossyConn{Conn: c, lost: &lost}, err
 	}
@@ -339,6 +353,8 @@ func TestMemberThatNeverStarts(t *testing.T) {
 	o := f.options([]string{"A"}, "m0")
 	o.StartCmd = "true"             // returns, and starts nothing
 	o.StepTimeout = 8 * time.Second // etcd refuses changes for 5s after a start
+	var progress bytes.Buffer
+	o.Progress = &progress
 	_, err := Run(context.Background(), o)
 	var nme *NewMemberError
 	if !errors.As(err, &nme) || nme.Member != "A" || nme.Action != Start || !nme.RemovedAgain {
@@ -346,6 +362,9 @@ func TestMemberThatNeverStarts(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "not started within 8s") {
 		t.Errorf("error %q does not say what was seen", err)
+	}
+	if !regexp.MustCompile(`waiting for member A to start: \ds of the step's 8s`).MatchString(progress.String()) {
+		t.Errorf("progress %q does not show the wait for A", progress.String())
 	}
 	if got, want := memberList(t, f.old.Endpoints()), voters("m0", "m1", "m2"); !slices.Equal(got, want) {
 		t.Fatalf("members %v, want %v", got, want)

@@ -28,7 +28,7 @@ func (p *Plan) conf(m Member) memberconf.Member {
 func (p *Plan) ConfigYAML(m Member) []byte {
 	return p.conf(m).YAML(
 		"etcd member "+m.Name+" of a cluster restored from a snapshot by etcdops restore.",
-		"Start it with: etcdops serve --config-file "+shellQuote(m.ConfigFile),
+		"Start it with: "+memberconf.ServeCommand(m.ConfigFile),
 		"The initial-* settings are read on the first start only.")
 }
 

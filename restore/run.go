@@ -88,7 +88,7 @@ func (o Options) now() time.Time {
 // cannot be written and a filesystem without room for the databases.
 func Check(p *Plan, s *Snapshot, opts Options) (*Result, error) {
 	res := &Result{Snapshot: s, Cluster: p, DryRun: opts.DryRun}
-	stamp := opts.now().UTC().Format("20060102T150405Z")
+	stamp := opts.now().UTC().Format(asideStamp)
 	need := map[unix.Fsid]int64{}
 	free := map[unix.Fsid]int64{}
 	where := map[unix.Fsid]string{}
@@ -157,13 +157,7 @@ func checkTarget(path string, want []byte, moveAside bool, stamp string, mr *Mem
 		}
 		return fmt.Errorf("%s: %w", what, ErrWouldOverwrite)
 	}
-	aside := path + ".old-" + stamp
-	for i := 2; ; i++ {
-		if _, err := os.Lstat(aside); errors.Is(err, os.ErrNotExist) {
-			break
-		}
-		aside = fmt.Sprintf("%s.old-%s-%d", path, stamp, i)
-	}
+	aside := asidePath(path, stamp)
 	if mr.MovedAside == nil {
 		mr.MovedAside = map[string]string{}
 	}

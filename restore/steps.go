@@ -21,7 +21,7 @@ func NextSteps(p *Plan, res *Result) []string {
 	steps = append(steps, "Stop anything still running of the old cluster, then start every member of the new one "+
 		"within a few minutes (each waits for a quorum of its peers):")
 	for _, m := range targets {
-		steps = append(steps, fmt.Sprintf("  %s: etcdops serve --config-file %s", m.Name, shellQuote(m.ConfigFile)))
+		steps = append(steps, "  "+m.Name+": "+memberconf.ServeCommand(m.ConfigFile))
 	}
 	steps = append(steps, "  or under systemd, on each host (the unit runs as user etcd: `chown -R etcd:etcd` its data dir first, "+
 		"unless the data dir is under /var/lib, which systemd hands to it):")

@@ -43,17 +43,29 @@ func migrateFlags() []cli.Flag {
 			"With it each old member is stopped before its removal, so that no write in flight on it fails",
 			DefaultText: "a removed member stops by itself; writes in flight on it fail"},
 		&cli.StringFlag{Name: "state-file", Usage: "journal `FILE` of the migration", DefaultText: "./migrate-<cluster id>.json"},
-		&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "how long each step may take, a new member's start and catch-up included"},
+		&cli.DurationFlag{Name: "step-timeout", Aliases: []string{"timeout"}, Value: 5 * time.Minute,
+			Usage: "how long each step may take, a new member's start and catch-up included (not the whole migration)"},
 		&cli.Uint64Flag{Name: "max-lag", Value: 1000, Usage: "a new member has caught up when its applied index is at most `N` entries behind the leader's"},
 	)
 	return append(append(flags, memberFileFlags()...), flagOutput, flagQuiet, flagLogLevel)
 }
 
+// migratePlanUsage names every flag that shapes the plan: plan and run
+// show it alike, so that the plan printed is the plan run.
+const migratePlanUsage = "--endpoints URLS [--add NAME=PEERURL ...] [--remove NAME ...] [--order one-by-one|add-first]\n" +
+	"   [--stop-cmd CMD] [--state-file FILE]"
+
+// The "event" of each line of `migrate run -w json` (JSON Lines).
+const (
+	migrateEventStep     = "step"
+	migrateEventFinished = "finished"
+)
+
 func migratePlanCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "plan",
 		Usage:     "print the steps of a migration; change nothing",
-		UsageText: "etcdops migrate plan --endpoints URLS --add NAME=PEERURL ... --remove NAME ... [--order one-by-one|add-first] [-w table|json]",
+		UsageText: "etcdops migrate plan " + migratePlanUsage + " [-w table|json]",
 		Flags:     migrateFlags(),
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return usageError(fmt.Errorf("migrate plan: %w", err))
@@ -103,8 +115,8 @@ func migrateRequest(c *cli.Context) (*migrateInput, error) {
 			return nil, migrateInputError(err)
 		}
 	}
-	if c.Duration("timeout") <= 0 {
-		return nil, usageError(fmt.Errorf("--timeout %v: expected a positive duration", c.Duration("timeout")))
+	if c.Duration("step-timeout") <= 0 {
+		return nil, usageError(fmt.Errorf("--step-timeout %v: expected a positive duration", c.Duration("step-timeout")))
 	}
 	if len(cluster) > 0 {
 		files := memberFiles(c)
@@ -153,11 +165,11 @@ func migratePlan(c *cli.Context) error {
 	if err != nil {
 		return migrateRunError(err)
 	}
-	if journal != "" && c.String("write-out") != "json" {
-		fmt.Fprintf(c.App.Writer, "journal %s: %d of %d steps done\n", journal, done, len(plan.Steps))
-	}
 	if c.String("write-out") == "json" {
-		return migrate.WriteJSON(c.App.Writer, plan)
+		return migrate.WriteJSON(c.App.Writer, plan, journal, done)
+	}
+	if journal != "" {
+		fmt.Fprintf(c.App.Writer, "journal %s: %d of %d steps done\n", journal, done, len(plan.Steps))
 	}
 	return migrate.WriteTable(c.App.Writer, plan)
 }
@@ -166,15 +178,15 @@ func migrateRunCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "run",
 		Usage: "carry out a migration, or resume the one its journal records",
-		UsageText: "etcdops migrate run --endpoints URLS --add NAME=PEERURL ... --remove NAME ... [--start-cmd CMD] [--stop-cmd CMD]\n" +
-			"   [--config-dir DIR] [--data-dir-template DIR] [--client-urls NAME=URL,...] [--state-file FILE] [--timeout D] [-w table|json]",
+		UsageText: "etcdops migrate run " + migratePlanUsage + "\n" +
+			"   [--start-cmd CMD] [--config-dir DIR] [--data-dir-template DIR] [--client-urls NAME=URL,...] [--step-timeout D] [-w table|json]",
 		Description: "For each new member: add it as a learner, write <name>.yml and <name>.env (initial-cluster-state\n" +
 			"existing), run --start-cmd (or print the start command and wait), wait until its applied index is\n" +
 			"within --max-lag of the leader's, promote it. For each old member: move leadership away if it leads,\n" +
 			"drain it (run --stop-cmd, wait until it no longer answers: its clients move to other members), then\n" +
 			"remove it through another member. Without --stop-cmd it is removed while it runs and stops by itself.\n" +
 			"The cluster must be healthy before every step (a drained member may be down);\n" +
-			"--timeout bounds each. The journal (--state-file) is written before and after every change: rerun\n" +
+			"--step-timeout bounds each. The journal (--state-file) is written before and after every change: rerun\n" +
 			"the same command after a crash or Ctrl-C to resume. A new member that does not start or catch up in\n" +
 			"time is removed again (exit 1).\n\n" + migrateExitCodes,
 		Flags: migrateFlags(),
@@ -227,7 +239,7 @@ func migrateRunAction(c *cli.Context) error {
 			return d, conf, env
 		},
 		StartCmd: c.String("start-cmd"), StopCmd: c.String("stop-cmd"), StateFile: c.String("state-file"),
-		StepTimeout: c.Duration("timeout"), MaxLag: c.Uint64("max-lag"), Operator: out,
+		StepTimeout: c.Duration("step-timeout"), MaxLag: c.Uint64("max-lag"), Operator: out,
 		Events: func(ev migrate.Event) { printMigrateEvent(out, ev, jsonOut) },
 	}
 	if jsonOut {
@@ -244,7 +256,7 @@ func migrateRunAction(c *cli.Context) error {
 		return json.NewEncoder(out).Encode(struct {
 			Event string `json:"event"`
 			*migrate.Result
-		}{"finished", res})
+		}{migrateEventFinished, res})
 	}
 	printMigrateResult(out, res)
 	return nil
@@ -262,7 +274,10 @@ func migrateRunError(err error) error {
 
 func printMigrateEvent(w io.Writer, ev migrate.Event, jsonOut bool) {
 	if jsonOut {
-		json.NewEncoder(w).Encode(ev)
+		json.NewEncoder(w).Encode(struct {
+			Kind string `json:"event"`
+			migrate.Event
+		}{migrateEventStep, ev})
 		return
 	}
 	detail := ev.Detail
@@ -323,7 +338,7 @@ func migrateAbort(c *cli.Context) error {
 		return migrateRunError(err)
 	}
 	if c.String("write-out") == "json" {
-		return writeJSON(c.App.Writer, res)
+		return json.NewEncoder(c.App.Writer).Encode(res)
 	}
 	if len(res.Removed) == 0 {
 		fmt.Fprintln(c.App.Writer, "no learner of this migration to remove")

@@ -35,7 +35,7 @@ func TestMigrateOntoServeMembers(t *testing.T) {
 			m := startMigration(t, tt.server, ca, "a", "b", "c")
 			adds := m.newMembers("A", "B", "C")
 			w, q := m.load()
-			args := m.args("run", adds, []string{"a", "b", "c"}, "--start-cmd="+m.startCmd(), "--stop-cmd="+m.stopCmd(), "--timeout=60s")
+			args := m.args("run", adds, []string{"a", "b", "c"}, "--start-cmd="+m.startCmd(), "--stop-cmd="+m.stopCmd(), "--step-timeout=60s")
 			r := m.migrate(args...)
 			if r.code != 0 {
 				t.Fatalf("migrate run: %v", r)
@@ -64,7 +64,7 @@ func TestMigrateMovesLeadershipBeforeRemovingTheLeader(t *testing.T) {
 	}
 	adds := m.newMembers("D")
 	w, q := m.load()
-	r := m.migrate(m.args("run", adds, []string{leader}, "--start-cmd="+m.startCmd(), "--stop-cmd="+m.stopCmd(), "--timeout=60s")...)
+	r := m.migrate(m.args("run", adds, []string{leader}, "--start-cmd="+m.startCmd(), "--stop-cmd="+m.stopCmd(), "--step-timeout=60s")...)
 	if r.code != 0 {
 		t.Fatalf("migrate run: %v", r)
 	}
@@ -100,7 +100,7 @@ func TestMigrateScales(t *testing.T) {
 			m := startMigration(t, "serve", nil, tt.old...)
 			adds := m.newMembers(tt.add...)
 			w, q := m.load()
-			r := m.migrate(m.args("run", adds, tt.rm, "--start-cmd="+m.startCmd(), "--stop-cmd="+m.stopCmd(), "--timeout=60s")...)
+			r := m.migrate(m.args("run", adds, tt.rm, "--start-cmd="+m.startCmd(), "--stop-cmd="+m.stopCmd(), "--step-timeout=60s")...)
 			if r.code != 0 {
 				t.Fatalf("migrate run: %v", r)
 			}
@@ -120,7 +120,7 @@ func TestMigrateResumesAfterKill(t *testing.T) {
 	m.delay = 2 * time.Second // each new member starts late, so a kill lands in the wait
 	adds := m.newMembers("A", "B", "C")
 	w, q := m.load()
-	args := m.args("run", adds, []string{"a", "b", "c"}, "--start-cmd="+m.startCmd(), "--stop-cmd="+m.stopCmd(), "--timeout=60s")
+	args := m.args("run", adds, []string{"a", "b", "c"}, "--start-cmd="+m.startCmd(), "--stop-cmd="+m.stopCmd(), "--step-timeout=60s")
 	seen := map[string]bool{}
 	kills, waits := 0, 0
 	for run := 1; ; run++ {
@@ -159,7 +159,9 @@ func TestMigrateResumesAfterKill(t *testing.T) {
 
 // TestMigrateMemberThatNeverStarts: the learner is removed again, the
 // cluster is as before and migrate exits 1; abort removes a learner that a
-// killed migrate left.
+// killed migrate left. The wait for it is logged. Then A starts and dies
+// before it catches up: removed again, it leaves a data dir with the WAL of
+// a removed member, which the rerun moves aside before A starts afresh.
 func TestMigrateMemberThatNeverStarts(t *testing.T) {
 	m := startMigration(t, "serve", nil, "a", "b", "c")
 	adds := m.newMembers("A")
@@ -168,7 +170,7 @@ func TestMigrateMemberThatNeverStarts(t *testing.T) {
 		"--endpoints=" + strings.Join(m.old.Endpoints(), ",")}, m.clientTLSArgs()...)
 
 	// Killed while it waits for the learner; abort removes it.
-	cmd := exec.Command(etcdtest.EtcdopsBin(t), m.args("run", adds, nil, "--start-cmd=true", "--timeout=5m")...)
+	cmd := exec.Command(etcdtest.EtcdopsBin(t), m.args("run", adds, nil, "--start-cmd=true", "--step-timeout=5m")...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -187,16 +189,38 @@ func TestMigrateMemberThatNeverStarts(t *testing.T) {
 
 	// An aborted journal is not resumed: the next migration has its own.
 	second := "--state-file=" + m.dir + "/second.json"
-	r := m.migrate(m.args("run", adds, nil, "--start-cmd=true", "--timeout=10s", second)...)
+	r := m.migrate(m.args("run", adds, nil, "--start-cmd=true", "--step-timeout=10s", second)...)
 	if r.code != 1 || !strings.Contains(r.stderr, "new member A") {
 		t.Fatalf("run with a member that never starts: want exit 1 naming A, got %v", r)
+	}
+	if !strings.Contains(r.stderr, `"msg":"waiting","for":"member A to start"`) {
+		t.Errorf("the wait for A to start was not logged: %v", r)
 	}
 	m.checkMembers("a", "b", "c")
 	if r := m.migrate(append(abort, second)...); r.code != 0 {
 		t.Fatalf("abort after the failed run: %v", r)
 	}
 	m.checkMembers("a", "b", "c")
-	m.checkLoad(w, q, "a", "b", "c")
+
+	third := "--state-file=" + m.dir + "/third.json"
+	r = m.migrate(m.args("run", adds, nil, "--start-cmd="+m.diesCmd(), "--step-timeout=10s", third)...)
+	dataDir := filepath.Join(m.dir, "A.etcd")
+	if r.code != 1 || !strings.Contains(r.stderr, "a rerun moves its data dir "+dataDir+" aside") {
+		t.Fatalf("run with a member that dies before it catches up: want exit 1 saying its data dir goes aside, got %v", r)
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, "member", "wal")); err != nil {
+		t.Fatalf("A died without a WAL, the test proves nothing: %v", err)
+	}
+	m.checkMembers("a", "b", "c")
+	r = m.migrate(m.args("run", adds, nil, "--start-cmd="+m.startCmd(), "--step-timeout=60s", third)...)
+	if r.code != 0 {
+		t.Fatalf("rerun after A was removed again: %v", r)
+	}
+	if aside, _ := filepath.Glob(dataDir + ".old-*"); len(aside) != 1 {
+		t.Errorf("data dirs moved aside: %v, want one", aside)
+	}
+	m.checkMembers("a", "b", "c", "A")
+	m.checkLoad(w, q, "a", "b", "c", "A")
 }
 
 // checkRerun reruns a finished migration: with the same command line, then

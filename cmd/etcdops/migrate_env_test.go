@@ -128,6 +128,16 @@ func (m *migration) startCmd() string {
 	return fmt.Sprintf("(%s) >>%s/{name}.log 2>&1 </dev/null & echo $! >>%s/{name}.pid", serve, sq(m.dir), sq(m.dir))
 }
 
+// diesCmd starts `etcdops serve` on the generated config, waits until the
+// member answers a status request (it has joined and written its WAL), and
+// kills it with SIGKILL: a member that started and died before it caught up.
+func (m *migration) diesCmd() string {
+	serve := sq(etcdtest.EtcdopsBin(m.t)) + " serve --config-file {config}"
+	status := sq(etcdtest.Tool(m.t, "etcdctl")) + " --endpoints={client-url} endpoint status"
+	return fmt.Sprintf("%s >>%s/{name}.log 2>&1 </dev/null & pid=$!; echo $pid >>%s/{name}.pid; "+
+		"for i in $(seq 300); do %s >/dev/null 2>&1 && break; sleep 0.1; done; kill -9 $pid", serve, sq(m.dir), sq(m.dir), status)
+}
+
 // stopCmd marks <name>.stopped and kills the member's processes.
 func (m *migration) stopCmd() string {
 	return fmt.Sprintf("touch %s/{name}.stopped; kill $(cat %s/{name}.pid) 2>/dev/null; true", sq(m.dir), sq(m.dir))
@@ -197,11 +207,15 @@ func (r migrateRun) String() string {
 	return fmt.Sprintf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 }
 
-func parseEvents(stdout string) []event {
+// parseEvents reads the JSON lines of stdout; each must say its "event".
+func parseEvents(t testing.TB, stdout string) []event {
 	var evs []event
 	for _, line := range strings.Split(stdout, "\n") {
 		var ev event
 		if json.Unmarshal([]byte(line), &ev) == nil {
+			if _, ok := ev["event"].(string); !ok {
+				t.Errorf("a JSON line without \"event\": %s", line)
+			}
 			evs = append(evs, ev)
 		}
 	}
@@ -215,7 +229,7 @@ func (m *migration) migrate(args ...string) migrateRun {
 	var out, errOut strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	cmd.Run()
-	return migrateRun{code: cmd.ProcessState.ExitCode(), stdout: out.String(), stderr: errOut.String(), events: parseEvents(out.String())}
+	return migrateRun{code: cmd.ProcessState.ExitCode(), stdout: out.String(), stderr: errOut.String(), events: parseEvents(m.t, out.String())}
 }
 
 // startMigrate starts etcdops with args and calls onEvent for each JSON line
@@ -247,7 +261,7 @@ func (m *migration) startMigrate(onEvent func(event) bool, args ...string) (migr
 		}
 	}
 	cmd.Wait()
-	return migrateRun{code: cmd.ProcessState.ExitCode(), stdout: out.String(), stderr: stderr.String(), events: parseEvents(out.String())}, killed
+	return migrateRun{code: cmd.ProcessState.ExitCode(), stdout: out.String(), stderr: stderr.String(), events: parseEvents(m.t, out.String())}, killed
 }
 
 // etcdctl runs stock etcdctl against members names.

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -38,6 +39,15 @@ type Member struct {
 	IsLearner  bool
 }
 
+// Members converts a member list, as MemberList returns it.
+func Members(list []*etcdserverpb.Member) []Member {
+	out := make([]Member, 0, len(list))
+	for _, m := range list {
+		out = append(out, Member{ID: m.ID, Name: m.Name, ClientURLs: m.ClientURLs, IsLearner: m.IsLearner})
+	}
+	return out
+}
+
 // ErrNoCandidate says that no other voting member answered to take over
 // leadership.
 var ErrNoCandidate = errors.New("no other voting member answers to take over leadership")
@@ -55,6 +65,10 @@ type Cluster struct {
 	// Poll is how often Move checks whether the leadership moved; 0 means
 	// 200ms.
 	Poll time.Duration
+	// Sleep, when set, waits between Move's checks instead of sleeping
+	// Poll, and may show the wait; seen is what the last check found. Its
+	// error ends the move.
+	Sleep func(ctx context.Context, seen string) error
 }
 
 // Leader is the leader's member ID, as the first voting member that knows
@@ -137,21 +151,35 @@ func (c *Cluster) Move(ctx context.Context, from uint64, prefer []string) (newLe
 	if err != nil && !etcdclient.IsRPCError(err, rpctypes.ErrGRPCNotLeader) {
 		return 0, false, fmt.Errorf("move leadership to %s: %w", c.Name(best.ID), err)
 	}
+	start := time.Now()
+	for {
+		leader, err := c.Leader(ctx)
+		if err == nil && leader != from {
+			return leader, true, nil
+		}
+		seen := c.Name(from) + " still leads"
+		if err != nil {
+			seen = err.Error()
+		}
+		if c.sleep(ctx, seen) != nil {
+			return 0, false, fmt.Errorf("move leadership to %s: %s after %s", c.Name(best.ID), seen, time.Since(start).Round(time.Second))
+		}
+	}
+}
+
+func (c *Cluster) sleep(ctx context.Context, seen string) error {
+	if c.Sleep != nil {
+		return c.Sleep(ctx, seen)
+	}
 	poll := c.Poll
 	if poll <= 0 {
 		poll = 200 * time.Millisecond
 	}
-	start := time.Now()
-	for {
-		if leader, err := c.Leader(ctx); err == nil && leader != from {
-			return leader, true, nil
-		}
-		select {
-		case <-ctx.Done():
-			return 0, false, fmt.Errorf("move leadership to %s: %s still leads after %s", c.Name(best.ID), c.Name(from),
-				time.Since(start).Round(time.Second))
-		case <-time.After(poll):
-		}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(poll):
+		return nil
 	}
 }
 

@@ -24,9 +24,7 @@ func cluster(t *testing.T, c *etcdtest.EmbeddedCluster) *Cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range list.Members {
-		lc.Members = append(lc.Members, Member{ID: m.ID, Name: m.Name, ClientURLs: m.ClientURLs, IsLearner: m.IsLearner})
-	}
+	lc.Members = Members(list.Members)
 	return lc
 }
 

@@ -259,3 +259,9 @@ func ShellQuote(s string) string {
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
+
+// ServeCommand is the command line that starts a member from its
+// configuration file.
+func ServeCommand(configFile string) string {
+	return "etcdops serve --config-file " + ShellQuote(configFile)
+}
