@@ -25,17 +25,40 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 )
 
-// boltCheck runs bolt's consistency check over every page of a database,
-// as `etcdutl snapshot status` does. etcd's restore must not open a
-// database that fails it: bolt then panics where no caller can recover.
-func boltCheck(path string) (err error) {
+// checkDB runs bolt's consistency check over every page of a snapshot's
+// database, as `etcdutl snapshot status` does, and reads its facts
+// (revision, keys, KV hash), in one open of it. etcd's restore must not open
+// a database that fails the check: bolt then panics where no caller can
+// recover. With alongside, the facts are read at the same time as the
+// check (on a second core, from the pages the check maps in), which is only
+// safe on bytes a sha256 vouched for: bolt's check walks the pages in a
+// goroutine of its own that a damaged page crashes. Either way the
+// database is closed when checkDB returns, so that its pages are no longer
+// mapped while etcd's restore maps its copy.
+func checkDB(ctx context.Context, path string, alongside bool) (f Facts, err error) {
 	defer recoverTo(&err)
 	db, err := bolt.Open(path, 0o400, &bolt.Options{ReadOnly: true, Timeout: 10 * time.Second})
 	if err != nil {
-		return fmt.Errorf("open database: %w", err)
+		return f, fmt.Errorf("open database: %w", err)
 	}
 	defer db.Close()
-	return db.View(func(tx *bolt.Tx) error {
+	var ks keySpace
+	var ksErr error
+	read := func() {
+		defer recoverTo(&ksErr)
+		ksErr = db.View(func(tx *bolt.Tx) (err error) {
+			ks, err = keySpaceOf(tx, math.MaxInt64, contentAndHashKV)
+			return err
+		})
+	}
+	done := make(chan struct{})
+	if alongside {
+		go func() {
+			defer close(done)
+			read()
+		}()
+	}
+	err = db.View(func(tx *bolt.Tx) error {
 		var errs []string
 		for err := range tx.Check() {
 			errs = append(errs, err.Error())
@@ -45,17 +68,19 @@ func boltCheck(path string) (err error) {
 		}
 		return nil
 	})
-}
-
-// inspect reads the facts of a snapshot's database: two passes over its
-// key bucket.
-func inspect(ctx context.Context, path string) (Facts, error) {
-	ks, err := readKeySpace(path, math.MaxInt64, contentAndHashKV)
-	if err != nil {
-		return Facts{}, err
+	if alongside {
+		<-done
+	} else if err == nil {
+		read()
+	}
+	switch {
+	case err != nil:
+		return f, err
+	case ksErr != nil:
+		return f, ksErr
 	}
 	if err := ctx.Err(); err != nil {
-		return Facts{}, err
+		return f, err
 	}
 	return Facts{Revision: ks.latest, CompactRevision: ks.compacted, Keys: ks.keys, Size: ks.size,
 		KVHash: ks.hashKV, StorageVersion: ks.storageVersion, contentHash: ks.contentHash}, nil
@@ -102,43 +127,49 @@ func readKeySpace(path string, rev int64, what int) (ks keySpace, err error) {
 		return ks, fmt.Errorf("open database %s: %w", path, err)
 	}
 	defer db.Close()
-	err = db.View(func(tx *bolt.Tx) error {
-		ks.size = tx.Size()
-		if meta := tx.Bucket(schema.Meta.Name()); meta != nil {
-			if v := meta.Get(schema.FinishedCompactKeyName); len(v) >= 17 {
-				ks.compacted = mvcc.BytesToRev(v).Main
-			}
-			if v := meta.Get(schema.MetaConsistentIndexKeyName); len(v) == 8 {
-				ks.consistentIndex = binary.BigEndian.Uint64(v)
-			}
-			if v := meta.Get(schema.MetaTermKeyName); len(v) == 8 {
-				ks.term = binary.BigEndian.Uint64(v)
-			}
-			if v := schema.ReadStorageVersionFromSnapshot(tx); v != nil {
-				ks.storageVersion = v.String()
-			}
-		}
-		if members := tx.Bucket(schema.Members.Name()); members != nil {
-			members.ForEach(func(k, _ []byte) error {
-				ks.memberIDs = append(ks.memberIDs, string(k))
-				return nil
-			})
-		}
-		keys := tx.Bucket(schema.Key.Name())
-		if keys == nil {
-			return errors.New("database has no key bucket")
-		}
-		if k, _ := keys.Cursor().Last(); k != nil {
-			ks.latest = mvcc.BytesToRev(k).Main
-		}
-		switch what {
-		case content:
-			ks.contentHash = hashKeys(keys, rev, nil)
-		case contentAndHashKV:
-			return ks.hashBoth(keys, rev)
-		}
-		return nil
+	err = db.View(func(tx *bolt.Tx) (err error) {
+		ks, err = keySpaceOf(tx, rev, what)
+		return err
 	})
+	return ks, err
+}
+
+// keySpaceOf reads what readKeySpace reads, in tx.
+func keySpaceOf(tx *bolt.Tx, rev int64, what int) (ks keySpace, err error) {
+	ks.size = tx.Size()
+	if meta := tx.Bucket(schema.Meta.Name()); meta != nil {
+		if v := meta.Get(schema.FinishedCompactKeyName); len(v) >= 17 {
+			ks.compacted = mvcc.BytesToRev(v).Main
+		}
+		if v := meta.Get(schema.MetaConsistentIndexKeyName); len(v) == 8 {
+			ks.consistentIndex = binary.BigEndian.Uint64(v)
+		}
+		if v := meta.Get(schema.MetaTermKeyName); len(v) == 8 {
+			ks.term = binary.BigEndian.Uint64(v)
+		}
+		if v := schema.ReadStorageVersionFromSnapshot(tx); v != nil {
+			ks.storageVersion = v.String()
+		}
+	}
+	if members := tx.Bucket(schema.Members.Name()); members != nil {
+		members.ForEach(func(k, _ []byte) error {
+			ks.memberIDs = append(ks.memberIDs, string(k))
+			return nil
+		})
+	}
+	keys := tx.Bucket(schema.Key.Name())
+	if keys == nil {
+		return ks, errors.New("database has no key bucket")
+	}
+	if k, _ := keys.Cursor().Last(); k != nil {
+		ks.latest = mvcc.BytesToRev(k).Main
+	}
+	switch what {
+	case content:
+		ks.contentHash = hashKeys(keys, rev, nil)
+	case contentAndHashKV:
+		err = ks.hashBoth(keys, rev)
+	}
 	return ks, err
 }
 

@@ -70,11 +70,10 @@ type Snapshot struct {
 	spool string // a temporary dir to remove, or ""
 	// checkHash, when set, checks the sha256 of a file read in place.
 	checkHash func() error
-	// inspected is closed when facts and inspectErr are known.
-	inspected  chan struct{}
-	facts      Facts
-	inspectErr error
-	done       bool // Inspect returned nil
+	// unverified: no sha256 vouches for the database (--skip-hash-check).
+	unverified bool
+	facts      Facts // what checkDB read
+	done       bool  // Inspect returned nil
 }
 
 // Inspected reports whether Inspect filled in Facts.
@@ -99,12 +98,8 @@ type Facts struct {
 	contentHash uint32
 }
 
-// Close waits for the database checks to end and removes the decoded
-// copy, if one was made.
+// Close removes the decoded copy, if one was made.
 func (s *Snapshot) Close() error {
-	if s.inspected != nil {
-		<-s.inspected
-	}
 	if s.spool == "" {
 		return nil
 	}
@@ -113,10 +108,9 @@ func (s *Snapshot) Close() error {
 
 // OpenSnapshot finds the snapshot, decodes it when it is compressed or
 // encrypted, and checks it: etcd's sha256 trailer, the sha256s of a
-// manifest where there is one, and bolt's consistency check. It writes
-// nothing but a private temporary copy in SpoolDir when it must decode. Its
-// facts (revision, keys and KV hash, compared with a manifest's) are read
-// in the background from here on: Inspect waits for them.
+// manifest where there is one, and bolt's consistency check, and reads its
+// facts (revision, keys and KV hash, compared with a manifest's). It writes
+// nothing but a private temporary copy in SpoolDir when it must decode.
 func OpenSnapshot(ctx context.Context, src Source) (*Snapshot, error) {
 	if err := src.Validate(); err != nil {
 		return nil, err
@@ -143,8 +137,7 @@ func OpenSnapshot(ctx context.Context, src Source) (*Snapshot, error) {
 }
 
 // check runs the checks of a snapshot that precede writing (its sha256
-// where checkHash is set, bolt's consistency check) and starts reading its
-// facts in the background.
+// where checkHash is set, bolt's consistency check) and reads its facts.
 func (s *Snapshot) check(ctx context.Context, lg *zap.Logger) error {
 	fi, err := os.Stat(s.path)
 	if err != nil {
@@ -168,33 +161,22 @@ func (s *Snapshot) check(ctx context.Context, lg *zap.Logger) error {
 		}
 		lg.Debug("sha256 checked", zap.Duration("took", time.Since(start)))
 	}
-	if err := boltCheck(s.path); err != nil {
+	facts, err := checkDB(ctx, s.path, !s.unverified)
+	if err != nil {
 		return fmt.Errorf("snapshot %s: %w", s.Source, err)
 	}
-	lg.Debug("bolt consistency checked", zap.Duration("took", time.Since(start)))
+	s.facts, s.done = facts, false
+	lg.Debug("bolt consistency checked and facts read", zap.Duration("took", time.Since(start)))
 	if !slices.Contains(s.Checks, checkBolt) {
 		s.Checks = append(s.Checks, checkBolt)
 	}
-	// The facts (revision, keys, KV hash) are read alongside what the
-	// caller does next: on two cores, the restore of the first member.
-	start = time.Now()
-	s.inspected = make(chan struct{})
-	go func() {
-		defer close(s.inspected)
-		s.facts, s.inspectErr = inspect(ctx, s.path)
-		lg.Debug("snapshot facts read", zap.Duration("took", time.Since(start)), zap.Error(s.inspectErr))
-	}()
-	return nil
+	return s.Inspect()
 }
 
-// Inspect waits for the checks of the snapshot's database and fills in
-// Facts. It may be called more than once.
+// Inspect fills in Facts and compares them with a manifest's. OpenSnapshot
+// has called it; it may be called again.
 func (s *Snapshot) Inspect() error {
-	<-s.inspected
-	if s.inspectErr != nil {
-		return fmt.Errorf("snapshot %s: %w", s.Source, s.inspectErr)
-	}
-	s.Facts, s.done = s.facts, true
+	s.Facts = s.facts
 	if m := s.Manifest; m != nil && !slices.Contains(s.Checks, checkManifest) {
 		if m.Revision != backup.RevisionUnknown && s.Revision != m.Revision || m.TotalKeys >= 0 && s.Keys != m.TotalKeys {
 			return fmt.Errorf("snapshot %s: database has revision %d and %d keys, manifest says %d and %d",
@@ -202,6 +184,7 @@ func (s *Snapshot) Inspect() error {
 		}
 		s.Checks = append(s.Checks, checkManifest)
 	}
+	s.done = true
 	return nil
 }
 
@@ -280,6 +263,7 @@ func fromFile(ctx context.Context, src Source, lg *zap.Logger) (*Snapshot, error
 	}
 	s := &Snapshot{Source: path, Encoding: "plain", path: path}
 	if src.SkipHashCheck {
+		s.unverified = true
 		lg.Warn("not checking the snapshot's sha256, as asked; bolt's consistency check still runs", zap.String("snapshot", path))
 		return s, nil
 	}
