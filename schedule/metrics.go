@@ -43,7 +43,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help}, append([]string{jobLabel}, labels...))
 	}
 	m := &metrics{
-		lastSuccess:         gauge("last_success_timestamp_seconds", "When the job's newest snapshot was saved (from the bucket at start, then from runs)."),
+		lastSuccess:         gauge("last_success_timestamp_seconds", "When the newest snapshot of the job's tag was saved: from the bucket at start and after each slot another member took, then from its runs."),
 		lastAttempt:         gauge("last_attempt_timestamp_seconds", "When the job's last run started."),
 		lastDuration:        gauge("last_duration_seconds", "How long the job's last run took."),
 		lastSize:            gauge("last_size_bytes", "Stored size of the job's last saved snapshot."),

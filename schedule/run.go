@@ -38,7 +38,11 @@ func (s *Scheduler) runBackup(ctx context.Context, st *jobState, at time.Time) {
 		}
 	}
 	if st.Claim != nil {
-		if !s.claim(ctx, st, at) || !s.waitUpload(ctx, st) {
+		if !s.claim(ctx, st, at) {
+			s.follow(ctx, st, at)
+			return
+		}
+		if !s.waitUpload(ctx, st) {
 			return
 		}
 		defer func() { <-st.uploading }()
@@ -113,6 +117,37 @@ func (s *Scheduler) claim(ctx context.Context, st *jobState, at time.Time) bool 
 	}
 	s.logNext(st)
 	return false
+}
+
+// Bounds of follow's look at the bucket: the first wait, doubled up to
+// the last.
+const (
+	followFirst = 250 * time.Millisecond
+	followMax   = time.Minute
+)
+
+// follow is what a member does for a slot it did not take: it looks in the
+// bucket, with backoff, for the snapshot of the slot (or a newer one) that
+// another member saves, for up to one interval (then the next slot takes
+// over), so that every member exports the cluster's last success, not its
+// own.
+func (s *Scheduler) follow(ctx context.Context, st *jobState, at time.Time) {
+	window := time.NewTimer(max(st.Cron.Interval(at), time.Second))
+	defer window.Stop()
+	for wait := followFirst; ; wait = min(2*wait, followMax) {
+		if newest := s.newest(ctx, st); !newest.Before(at) {
+			return
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+		case <-window.C:
+		case <-t.C:
+			continue
+		}
+		t.Stop()
+		return
+	}
 }
 
 // waitUpload takes the upload token of a job whose slots are claimed,

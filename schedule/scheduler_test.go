@@ -399,3 +399,40 @@ func TestJitterStopsOnShutdown(t *testing.T) {
 			r.runs("j", resultSuccess), r.runs("j", resultFailure))
 	}
 }
+
+// TestMemberThatLosesEverySlotExportsTheClusterSeries: a scheduler whose
+// every slot another member takes (its claims never win) exports as its
+// last success the newest snapshot of the tag that the other member saved,
+// so that an alert on the age of the last success does not fire on it
+// (issue #14). It runs no backup itself.
+func TestMemberThatLosesEverySlotExportsTheClusterSeries(t *testing.T) {
+	c := etcdtest.StartEmbedded(t, 1)
+	url := "file://" + t.TempDir()
+	jc := JobConfig{Name: "cluster", Cron: "@every 1s", To: url, Tag: "cluster-x", CatchUp: "none", KeepLast: 3}
+	loser := testJob(t, c.Endpoints(), jc)
+	loser.Claim = func(context.Context, string, time.Time) (bool, error) { return false, nil } // another member's slot
+	l := start(t, Config{Jobs: []Job{loser}})
+	start(t, Config{Jobs: []Job{testJob(t, c.Endpoints(), jc)}})
+
+	var first time.Time
+	etcdtest.Eventually(t, 30*time.Second, func() error {
+		snaps := complete(t, url, "cluster-x")
+		if len(snaps) == 0 {
+			return fmt.Errorf("no snapshot yet")
+		}
+		first = snaps[0].Name.Time
+		return nil
+	})
+	etcdtest.Eventually(t, 30*time.Second, func() error {
+		if got := testutil.ToFloat64(l.metrics.lastSuccess.WithLabelValues("cluster")); got < unix(first) {
+			return fmt.Errorf("the losing member's last success is %v; the other member saved the slot %v", got, first)
+		}
+		return nil
+	})
+	if n := l.runs("cluster", resultSuccess) + l.runs("cluster", resultFailure); n != 0 {
+		t.Errorf("the losing member ran %v backups", n)
+	}
+	if code, body := l.healthz(t); code != http.StatusOK {
+		t.Errorf("the losing member's /healthz = %d %s", code, body)
+	}
+}

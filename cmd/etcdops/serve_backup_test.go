@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -63,6 +65,28 @@ func TestServeBackupCronOneSnapshotPerSlot(t *testing.T) {
 	leader.Kill(t)
 	snaps, _ := complete()
 	waitFor(len(snaps) + 7)
+
+	// Every member exports the cluster's last success, whichever member
+	// took the slot: at least the newest snapshot seen here.
+	snaps, _ = complete()
+	newest := snaps[len(snaps)-1].Name.Time
+	for _, s := range snaps {
+		if s.Name.Time.After(newest) {
+			newest = s.Name.Time
+		}
+	}
+	for _, p := range c.Procs {
+		if p == leader {
+			continue
+		}
+		etcdtest.Eventually(t, 30*time.Second, func() error {
+			last, err := lastSuccess(p.Spec.ClientURL)
+			if err != nil || last.Before(newest) {
+				return fmt.Errorf("%s exports last success %v (%v); the bucket holds %v", p.Spec.Name, last, err, newest)
+			}
+			return nil
+		})
+	}
 
 	// Claims still held say who took each slot.
 	claims := map[string]string{}
@@ -140,6 +164,27 @@ func TestServeBackupCronOneSnapshotPerSlot(t *testing.T) {
 		}
 		t.Errorf("%d slots with %d missing; want ≥ 10 slots and at most the one in flight at the kill missing", slots, missing)
 	}
+}
+
+// lastSuccess reads etcdops_schedule_last_success_timestamp_seconds from
+// a member's /metrics.
+func lastSuccess(clientURL string) (time.Time, error) {
+	resp, err := http.Get(clientURL + "/metrics")
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return time.Time{}, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, `etcdops_schedule_last_success_timestamp_seconds{backup_job="backup"} `); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			return time.Unix(int64(math.Round(f)), 0).UTC(), err // slots are whole seconds
+		}
+	}
+	return time.Time{}, fmt.Errorf("no last success in /metrics")
 }
 
 func clientv3WithPrefix() []clientv3.OpOption { return []clientv3.OpOption{clientv3.WithPrefix()} }
