@@ -60,8 +60,8 @@ func (w *wait) sleep(ctx context.Context, seen string) error {
 	}
 	if w.logged.IsZero() || time.Since(w.logged) >= logEvery {
 		w.logged = time.Now()
-		w.r.lg.Info("waiting", zap.String("for", w.what), zap.Duration("elapsed", elapsed),
-			zap.Duration("step-timeout", w.r.o.StepTimeout), zap.String("seen", seen))
+		w.r.lg.Info("waiting", zap.String("for", w.what), zap.Stringer("elapsed", elapsed),
+			zap.Stringer("step-timeout", w.r.o.StepTimeout), zap.String("seen", seen))
 	}
 	return nil
 }
