@@ -13,6 +13,10 @@ type AbortResult struct {
 	// added that vote already, which stay.
 	Removed []string `json:"removed"`
 	Voting  []string `json:"voting,omitempty"`
+	// DataDirs are the data dirs of the learners removed, by name: they
+	// may hold the WAL of a removed member, on which etcd refuses to start,
+	// and must be moved aside before the member is added again.
+	DataDirs map[string]string `json:"data_dirs,omitempty"`
 }
 
 // Abort removes the learners that the migration of the journal at
@@ -60,6 +64,12 @@ func Abort(ctx context.Context, o Options) (*AbortResult, error) {
 				return res, fmt.Errorf("remove learner %s: %w", nm.Name, err)
 			}
 			res.Removed = append(res.Removed, nm.Name)
+			if nm.DataDir != "" {
+				if res.DataDirs == nil {
+					res.DataDirs = map[string]string{}
+				}
+				res.DataDirs[nm.Name] = nm.DataDir
+			}
 		}
 	}
 	j.State, j.Failure = StateAborted, "aborted"

@@ -386,8 +386,8 @@ func TestAbortRemovesOurLearner(t *testing.T) {
 		t.Fatalf("run: %v, want it cancelled", err)
 	}
 	res, err := Abort(context.Background(), Options{Connection: o.Connection, StateFile: o.StateFile, StepTimeout: 30 * time.Second})
-	if err != nil || !slices.Equal(res.Removed, []string{"A"}) {
-		t.Fatalf("abort: %+v, %v; want A removed", res, err)
+	if err != nil || !slices.Equal(res.Removed, []string{"A"}) || res.DataDirs["A"] != o.New[0].DataDir {
+		t.Fatalf("abort: %+v, %v; want A removed, its data dir %s named", res, err, o.New[0].DataDir)
 	}
 	if got, want := memberList(t, f.old.Endpoints()), voters("m0", "m1", "m2"); !slices.Equal(got, want) {
 		t.Fatalf("members %v, want %v", got, want)

@@ -345,6 +345,11 @@ func migrateAbort(c *cli.Context) error {
 	} else {
 		fmt.Fprintf(c.App.Writer, "removed learners: %s\n", strings.Join(res.Removed, ", "))
 	}
+	for _, name := range res.Removed {
+		if dir, ok := res.DataDirs[name]; ok {
+			fmt.Fprintf(c.App.Writer, "before adding %s again, move its data dir %s aside on its host: it may hold the WAL of the removed learner\n", name, dir)
+		}
+	}
 	if len(res.Voting) > 0 {
 		fmt.Fprintf(c.App.Writer, "added members that vote already and stay: %s\n", strings.Join(res.Voting, ", "))
 	}
