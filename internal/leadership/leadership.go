@@ -62,9 +62,12 @@ type Cluster struct {
 	Down []string
 	// RequestTimeout bounds each request.
 	RequestTimeout time.Duration
-	// Sleep, when set, waits between Move's checks of whether the
-	// leadership moved, and may show the wait; seen is what the last check
-	// found. Its error ends the move. Without it Move checks every 200ms.
+	// Poll is how often Move checks whether the leadership moved; 0 means
+	// 200ms.
+	Poll time.Duration
+	// Sleep, when set, waits between Move's checks instead of sleeping
+	// Poll, and may show the wait; seen is what the last check found. Its
+	// error ends the move.
 	Sleep func(ctx context.Context, seen string) error
 }
 
@@ -168,10 +171,14 @@ func (c *Cluster) sleep(ctx context.Context, seen string) error {
 	if c.Sleep != nil {
 		return c.Sleep(ctx, seen)
 	}
+	poll := c.Poll
+	if poll <= 0 {
+		poll = 200 * time.Millisecond
+	}
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-time.After(200 * time.Millisecond):
+	case <-time.After(poll):
 		return nil
 	}
 }

@@ -14,7 +14,7 @@ import (
 // cluster is the leadership view of an in-process cluster, with clients
 // that close when the test ends.
 func cluster(t *testing.T, c *etcdtest.EmbeddedCluster) *Cluster {
-	lc := &Cluster{RequestTimeout: 5 * time.Second,
+	lc := &Cluster{RequestTimeout: 5 * time.Second, Poll: 50 * time.Millisecond,
 		Dial: func(endpoints []string) (Conn, error) {
 			return clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 2 * time.Second})
 		}}
