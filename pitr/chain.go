@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -81,9 +82,13 @@ func (e *RangeError) Error() string {
 	if e.Target == 0 {
 		what = e.Time.UTC().Format(time.RFC3339Nano)
 	}
-	if e.Hole != nil {
+	if h := e.Hole; h != nil {
+		if !slices.ContainsFunc(e.Ranges, func(r Range) bool { return r.From == h.To+1 }) {
+			return fmt.Sprintf("%s is inside a gap of the log (revisions %d-%d are missing, and no snapshot reaches the log after it): the nearest recoverable revision is %d",
+				what, h.From, h.To, h.From-1)
+		}
 		return fmt.Sprintf("%s is inside a gap of the log (revisions %d-%d are missing): the nearest recoverable revisions are %d and %d",
-			what, e.Hole.From, e.Hole.To, e.Hole.From-1, e.Hole.To+1)
+			what, h.From, h.To, h.From-1, h.To+1)
 	}
 	return fmt.Sprintf("%s is outside the recoverable range: %s", what, FormatRanges(e.Ranges))
 }
@@ -160,10 +165,10 @@ func cover(segs []SegmentName, from, to int64) ([]SegmentName, int64) {
 }
 
 // Ranges returns the recoverable ranges of a listing, in order, and the
-// holes between them.
-func Ranges(l Listing) ([]Range, []Hole) {
+// holes between them and after the last one (before segments that no
+// snapshot reaches).
+func Ranges(l Listing) (rs []Range, holes []Hole) {
 	segs := l.segments()
-	var rs []Range
 	for _, b := range l.bases() {
 		if b.Revision <= 0 {
 			continue
@@ -175,9 +180,25 @@ func Ranges(l Listing) ([]Range, []Hole) {
 		}
 		rs = append(rs, Range{From: b.Revision, To: end, FromTime: b.Time})
 	}
-	var holes []Hole
-	for i := 1; i < len(rs); i++ {
-		h := Hole{From: rs[i-1].To + 1, To: rs[i].From - 1}
+	// A hole ends where the next range starts or, after the last range,
+	// where segments that no snapshot reaches start.
+	ends := make([]int64, 0, len(rs))
+	for _, r := range rs[min(1, len(rs)):] {
+		ends = append(ends, r.From)
+	}
+	if n := len(rs); n > 0 {
+		tail := int64(math.MaxInt64)
+		for _, sg := range segs {
+			if sg.First > rs[n-1].To+1 {
+				tail = min(tail, sg.First)
+			}
+		}
+		if tail != math.MaxInt64 {
+			ends = append(ends, tail)
+		}
+	}
+	for i, end := range ends {
+		h := Hole{From: rs[i].To + 1, To: end - 1}
 		for _, n := range l.Log {
 			if n.Gap && n.First <= h.To && n.Last >= h.From {
 				h.Recorded = true

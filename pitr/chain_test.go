@@ -50,6 +50,18 @@ func TestRanges(t *testing.T) {
 	if !slices.Equal(holes, []Hole{{From: 701, To: 999, Recorded: true}}) {
 		t.Errorf("holes %+v", holes)
 	}
+	// Segments lost at the end of the log: a hole before those after it.
+	l0 := listing()
+	l0.Log = slices.DeleteFunc(l0.Log, func(n SegmentName) bool { return n.First == 1101 || n.First == 1050 })
+	l0.Log = append(l0.Log, seg(1301, 1400))
+	rs, holes = Ranges(l0)
+	if len(rs) != 2 || rs[1].To != 1100 || !slices.Equal(holes, []Hole{{From: 701, To: 999, Recorded: true}, {From: 1101, To: 1300}}) {
+		t.Errorf("without 1050-1150 and 1101-1200, with 1301-1400: ranges %+v, holes %+v", rs, holes)
+	}
+	_, err := Plan(l0, 1200)
+	if !errors.Is(err, ErrInHole) || !strings.HasSuffix(err.Error(), "no snapshot reaches the log after it): the nearest recoverable revision is 1100") {
+		t.Errorf("target past a gap that no snapshot follows: %v", err)
+	}
 	// Segments missing without a gap record: a hole all the same.
 	l := listing()
 	l.Log = slices.DeleteFunc(l.Log, func(n SegmentName) bool { return n.First == 201 || n.First == 150 })

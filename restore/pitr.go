@@ -37,29 +37,6 @@ type PointInTimeResult struct {
 // replay: up to 16 MiB each, so memory stays in the low hundreds of MiB.
 const segmentsAhead = 4
 
-// ChainOf lists the snapshots and the log of tag in store and returns them
-// as a pitr.Listing, with a reader of its segments.
-func ChainOf(ctx context.Context, store *backup.Store, tag string, src Source) (pitr.Listing, pitr.SegmentFunc, error) {
-	snaps, err := store.List(ctx, tag, true)
-	if err != nil {
-		return pitr.Listing{}, nil, err
-	}
-	log, err := pitr.ListLog(ctx, store, tag)
-	if err != nil {
-		return pitr.Listing{}, nil, err
-	}
-	l := pitr.Listing{Log: log}
-	for _, s := range snaps {
-		if m := s.Manifest; m != nil && m.Revision > 0 {
-			l.Bases = append(l.Bases, pitr.Base{Name: s.Key(), Revision: m.Revision, Time: s.Name.Time})
-		}
-	}
-	read := func(ctx context.Context, n pitr.SegmentName) ([]pitr.Revision, error) {
-		return pitr.ReadSegment(ctx, store, n, src.Identities)
-	}
-	return l, read, nil
-}
-
 // OpenPointInTime restores a tag's state at a point of its log into a
 // private database: it plans the chain (pitr.Plan, pitr.AtTime), fetches
 // and checks the chain's snapshot as OpenSnapshot does, and replays the
@@ -86,10 +63,11 @@ func OpenPointInTime(ctx context.Context, src Source, to PointInTime) (*Snapshot
 		return nil, nil, err
 	}
 	defer store.Close()
-	l, read, err := ChainOf(ctx, store, src.Tag, src)
+	l, err := pitr.List(ctx, store, src.Tag)
 	if err != nil {
 		return nil, nil, err
 	}
+	read := pitr.Reader(store, src.Identities)
 	res := &PointInTimeResult{}
 	res.Ranges, _ = pitr.Ranges(l)
 	target := to.Revision

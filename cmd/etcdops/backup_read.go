@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/etcdops/etcdops/backup"
+	"github.com/etcdops/etcdops/pitr"
 	"github.com/etcdops/etcdops/restore"
 )
 
@@ -57,8 +58,12 @@ func backupListCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			recs, tags, err := recoveries(c, store, snaps, nil)
+			if err != nil {
+				return err
+			}
 			if c.String("write-out") == "json" {
-				return writeJSON(c.App.Writer, listJSON(snaps))
+				return writeJSON(c.App.Writer, listJSON(snaps, recs))
 			}
 			tw := newTable(c.App.Writer)
 			fmt.Fprintln(tw, "NAME\tTAG\tTIME (UTC)\tREVISION\tKEYS\tSIZE\tSTATE")
@@ -73,7 +78,13 @@ func backupListCommand() *cli.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Key(), s.Name.Tag, s.Name.Time.Format(time.DateTime),
 					rev, keys, humanize.IBytes(uint64(s.Size)), state)
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			for _, tag := range tags {
+				printRecovery(c.App.Writer, recs[tag])
+			}
+			return nil
 		}),
 	}
 }
@@ -86,27 +97,39 @@ type listEntry struct {
 	Size     int64            `json:"size"`
 	Complete bool             `json:"complete"`
 	Manifest *backup.Manifest `json:"manifest,omitempty"`
+	// Recoverable is the range of the tag's point-in-time log that the
+	// snapshot starts or lies in; LogGaps are the log's gaps.
+	Recoverable *pitr.Range `json:"recoverable,omitempty"`
+	LogGaps     []pitr.Hole `json:"log_gaps,omitempty"`
 }
 
-func listJSON(snaps []backup.Snapshot) []listEntry {
+func listJSON(snaps []backup.Snapshot, recs map[string]pitr.Recovery) []listEntry {
 	out := make([]listEntry, 0, len(snaps))
 	for _, s := range snaps {
-		out = append(out, listEntry{Name: s.Key(), Tag: s.Name.Tag, Time: s.Name.Time, Size: s.Size, Complete: s.Complete(), Manifest: s.Manifest})
+		e := listEntry{Name: s.Key(), Tag: s.Name.Tag, Time: s.Name.Time, Size: s.Size, Complete: s.Complete(), Manifest: s.Manifest}
+		if r, ok := recs[s.Name.Tag]; ok && s.Manifest != nil {
+			e.Recoverable, e.LogGaps = rangeOf(r.Ranges, s.Manifest.Revision), r.Holes
+		}
+		out = append(out, e)
 	}
 	return out
 }
 
 func backupVerifyCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "verify",
-		Usage:     "re-read a snapshot and check it against its manifest and etcd's integrity checks",
-		UsageText: "etcdops backup verify --from URL [NAME|latest] [--tag TAG] [--identity FILE] [--restore-test]",
+		Name:  "verify",
+		Usage: "re-read a snapshot and check it against its manifest and etcd's integrity checks",
+		UsageText: "etcdops backup verify --from URL [NAME|latest] [--tag TAG] [--identity FILE] [--restore-test]\n" +
+			"   etcdops backup verify --from URL --pitr [--tag TAG] [--identity FILE]",
 		Description: "Checks the stored bytes' sha256; decodes the snapshot and checks etcd's sha256 trailer, bolt's\n" +
 			"consistency check, revision and key count. --restore-test also restores it into a temporary\n" +
 			"member and checks what that member serves. An encrypted snapshot without --identity gets only\n" +
-			"the first check. Exit 1 when anything does not match.",
+			"the first check. --pitr instead reads every segment of the point-in-time logs (of --tag, or of\n" +
+			"every tag) and checks its checksum and revisions, and that the log from each snapshot is\n" +
+			"contiguous, each gap recorded. Exit 1 when anything does not match.",
 		Flags: []cli.Flag{flagFrom, flagTag, flagIdentity, flagSpool, flagStall, flagQuiet, flagOutput, flagLogLevel,
-			&cli.BoolFlag{Name: "restore-test", Usage: "restore into a temporary member and check what it serves"}},
+			&cli.BoolFlag{Name: "restore-test", Usage: "restore into a temporary member and check what it serves"},
+			&cli.BoolFlag{Name: "pitr", Usage: "check the point-in-time logs instead: every segment, and the chain from each snapshot"}},
 		Action: withBackupFlags(nil, func(c *cli.Context) error {
 			if err := checkFormat(c); err != nil {
 				return err
@@ -118,6 +141,14 @@ func backupVerifyCommand() *cli.Command {
 			lg, err := newLogger(c.String("log-level"))
 			if err != nil {
 				return err
+			}
+			if c.Bool("pitr") {
+				store, err := openFrom(c)
+				if err != nil {
+					return err
+				}
+				defer store.Close()
+				return verifyLogs(c, store, ids)
 			}
 			store, snap, err := openSnapshot(c)
 			if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/etcdops/etcdops/backup"
 	"github.com/etcdops/etcdops/internal/etcdtest"
 	"github.com/etcdops/etcdops/internal/pitrtest"
+	"github.com/etcdops/etcdops/pitr"
 )
 
 // TestPointInTimeCommands runs restore and backup fetch of a tag's log as
@@ -41,7 +42,7 @@ func TestPointInTimeCommands(t *testing.T) {
 	w.Expire(2)
 	end := w.Rev()
 	log := pitrtest.WatchLog(t, cli, s+1, end, w.TTLs)
-	pitrtest.WriteSegments(t, store, "t", backup.Codec{Compress: true}, log, 50)
+	segs := pitrtest.WriteSegments(t, store, "t", backup.Codec{Compress: true}, log, 50)
 	hashAt := func(rev int64) uint32 {
 		h, err := cli.HashKV(ctx, c.Endpoints()[0], rev)
 		if err != nil {
@@ -127,5 +128,59 @@ func TestPointInTimeCommands(t *testing.T) {
 	rc := etcdtest.StartEmbeddedSpecs(t, rspecs)
 	if h, err := rc.Client().HashKV(ctx, specs[0].ClientURL, end); err != nil || h.Hash != hashAt(end) {
 		t.Fatalf("restored member: KV hash %v, %v; the source's at %d: %d", h, err, end, hashAt(end))
+	}
+	checkListAndVerify(t, bucket, dir, segs, s, end, log[len(log)-1].Received)
+}
+
+// checkListAndVerify checks what backup list and backup verify --pitr say
+// of the log, whole, then with a segment lost and one corrupted.
+func checkListAndVerify(t *testing.T, bucket, dir string, segs []pitr.SegmentName, s, end int64, last time.Time) {
+	t.Helper()
+	out, errOut, code := runEtcdops(t, nil, "backup", "list", "--from", bucket)
+	want := fmt.Sprintf("log of t: %d segments; recoverable revisions %d-%d (", len(segs), s, end)
+	if code != 0 || !strings.Contains(out, want) || !strings.Contains(out, last.UTC().Format(time.DateTime)+")") {
+		t.Fatalf("backup list: exit %d, expected %q and the last revision's time\n%s%s", code, want, out, errOut)
+	}
+	out, errOut, code = runEtcdops(t, nil, "backup", "list", "--from", bucket, "-w", "json")
+	var entries []struct {
+		Recoverable *struct {
+			From     int64      `json:"first_revision"`
+			To       int64      `json:"last_revision"`
+			FromTime time.Time  `json:"first_time"`
+			ToTime   *time.Time `json:"last_time"`
+		} `json:"recoverable"`
+	}
+	if err := json.Unmarshal([]byte(out), &entries); code != 0 || err != nil || len(entries) != 1 || entries[0].Recoverable == nil ||
+		entries[0].Recoverable.From != s || entries[0].Recoverable.To != end || entries[0].Recoverable.ToTime == nil || !entries[0].Recoverable.ToTime.Equal(last) {
+		t.Fatalf("backup list -w json: exit %d, %v\n%s%s", code, err, out, errOut)
+	}
+	out, errOut, code = runEtcdops(t, nil, "backup", "verify", "--from", bucket, "--pitr")
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("verified log of t: %d segments, %d revisions, 0 problems", len(segs), end-s+50)) {
+		t.Fatalf("backup verify --pitr: exit %d\n%s%s", code, out, errOut)
+	}
+
+	// segs[1] and the segment overlapping it lost, segs[3] corrupted.
+	for _, n := range segs {
+		if n == segs[1] || n.First < segs[1].First && n.Last >= segs[1].First {
+			if err := os.Remove(filepath.Join(dir, n.String())); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	path := filepath.Join(dir, segs[3].String())
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0x40
+	os.WriteFile(path, b, 0o600)
+	out, errOut, code = runEtcdops(t, nil, "backup", "list", "--from", bucket)
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("gap %d-", segs[1].First)) || !strings.Contains(out, "(segments missing)") {
+		t.Fatalf("backup list with a segment lost: exit %d\n%s%s", code, out, errOut)
+	}
+	out, errOut, code = runEtcdops(t, nil, "backup", "verify", "--from", bucket, "--pitr")
+	if code != 1 || !strings.Contains(errOut, segs[3].String()) ||
+		!strings.Contains(errOut, fmt.Sprintf("revisions %d-", segs[1].First)) || !strings.Contains(errOut, "no gap records why") {
+		t.Fatalf("backup verify --pitr with a segment lost and one corrupted: exit %d, expected 1 naming both\n%s%s", code, out, errOut)
 	}
 }
