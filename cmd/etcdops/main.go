@@ -46,6 +46,7 @@ func newApp() *cli.App {
 			healthCommand(),
 			systemdCommand(),
 			migrateCommand(),
+			defragCommand(),
 			versionCommand(),
 		},
 		// Errors come back to run, which alone decides exit codes.
