@@ -77,9 +77,9 @@ func (r Rule) Validate() error {
 
 // MemberStatus is what a member reported of itself.
 type MemberStatus struct {
-	ID       uint64 `json:"id"`
-	Name     string `json:"name"`
-	Endpoint string `json:"endpoint"`
+	ID       MemberID `json:"id"`
+	Name     string   `json:"name"`
+	Endpoint string   `json:"endpoint"`
 	// Error says why the member gave no status; the sizes are unknown then.
 	Error       string `json:"error,omitempty"`
 	DBSize      int64  `json:"db_size"`
@@ -91,6 +91,13 @@ type MemberStatus struct {
 	IsLearner bool   `json:"is_learner"`
 	Applied   uint64 `json:"applied_index"`
 }
+
+// MemberID is a member's ID; JSON has it in hex, as etcdctl prints it in
+// tables (a uint64 does not survive JSON parsers that read numbers as doubles).
+type MemberID uint64
+
+// MarshalJSON writes the ID as a hex string.
+func (id MemberID) MarshalJSON() ([]byte, error) { return []byte(fmt.Sprintf(`"%x"`, uint64(id))), nil }
 
 // Decision is what Decide says of one member.
 type Decision struct {

@@ -11,9 +11,19 @@ import (
 )
 
 // check runs the checks of `etcdops health --cluster` and remembers the
-// member list.
+// member list. Once it knows the list, it reads it from any voter, not
+// only from the endpoints given: one of those may be the member that is down.
 func (r *runner) check(ctx context.Context) (*health.Report, error) {
-	rep, err := health.Check(ctx, health.Options{Client: r.o.Client, Cluster: true, Timeout: r.o.RequestTimeout, Logger: r.lg})
+	cfg := r.o.Client
+	cfg.Endpoints = slices.Clone(cfg.Endpoints)
+	for _, m := range r.members {
+		if !m.IsLearner { // learners answer no member list
+			cfg.Endpoints = append(cfg.Endpoints, m.ClientURLs...)
+		}
+	}
+	slices.Sort(cfg.Endpoints)
+	cfg.Endpoints = slices.Compact(cfg.Endpoints)
+	rep, err := health.Check(ctx, health.Options{Client: cfg, Cluster: true, Timeout: r.o.RequestTimeout, Logger: r.lg})
 	if err != nil {
 		return nil, fmt.Errorf("maintenance: %w", err)
 	}
@@ -30,7 +40,7 @@ func (r *runner) statuses(rep *health.Report) ([]defrag.MemberStatus, []string) 
 	var out []defrag.MemberStatus
 	var voters []string
 	for _, m := range v.Summary.Members {
-		s := defrag.MemberStatus{ID: m.ID, Name: m.Name, IsLearner: m.IsLearner}
+		s := defrag.MemberStatus{ID: defrag.MemberID(m.ID), Name: m.Name, IsLearner: m.IsLearner}
 		if len(m.ClientURLs) > 0 {
 			s.Endpoint = m.ClientURLs[0]
 		}

@@ -101,7 +101,7 @@ func (o *Options) Validate() error {
 
 // Event is one thing the run did, for people and scripts.
 type Event struct {
-	// Event is plan, compacted, gate, move-leader, defragmenting,
+	// Event is compaction, plan, gate, move-leader, defragmenting,
 	// defragmented, skipped, failed, disarmed or interrupted.
 	Event  string    `json:"event"`
 	Time   time.Time `json:"time"`
@@ -124,9 +124,9 @@ const (
 
 // MemberResult is what the run did to one member.
 type MemberResult struct {
-	ID      uint64 `json:"id"`
-	Name    string `json:"name"`
-	Outcome string `json:"outcome"`
+	ID      defrag.MemberID `json:"id"`
+	Name    string          `json:"name"`
+	Outcome string          `json:"outcome"`
 	// Reason is the decision's reason, or what was seen when it failed.
 	Reason    string  `json:"reason"`
 	Before    int64   `json:"db_size_before"`

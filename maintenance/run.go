@@ -70,7 +70,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		if res.Compaction, res.CompactedTo, err = r.compact(ctx, statuses); err != nil {
 			return res, err
 		}
-		r.event(Event{Event: "compacted", Detail: res.Compaction})
+		r.event(Event{Event: "compaction", Detail: res.Compaction})
 		if res.CompactedTo > 0 {
 			// Decide on the sizes the compaction leaves.
 			if rep, err = r.settle(ctx, statuses, res.CompactedTo); err != nil {
@@ -113,7 +113,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 				failed = append(failed, d.Name)
 				if !o.ContinueOnError {
 					res.Members = append(res.Members, mr)
-					r.notRun(res, d.ID)
+					r.notRun(res, uint64(d.ID))
 					r.finish(ctx, res)
 					return res, err
 				}
@@ -137,7 +137,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 
 // notRun adds the members after the one with ID id that the run did not reach.
 func (r *runner) notRun(res *Result, id uint64) {
-	i := slices.IndexFunc(res.Plan, func(d defrag.Decision) bool { return d.ID == id })
+	i := slices.IndexFunc(res.Plan, func(d defrag.Decision) bool { return uint64(d.ID) == id })
 	for _, d := range res.Plan[i+1:] {
 		mr := MemberResult{ID: d.ID, Name: d.Name, Outcome: OutcomeNotRun, Reason: d.Reason, Before: d.DBSize}
 		if !d.Defrag {
@@ -178,7 +178,7 @@ func (r *runner) member(ctx context.Context, d defrag.Decision, step, of int, re
 	if why != "" {
 		return fail("gate", "cluster not healthy: "+why)
 	}
-	ep := endpointOf(rep, d.ID)
+	ep := endpointOf(rep, uint64(d.ID))
 	if ep == nil {
 		return fail("gate", "member no longer answers")
 	}
@@ -200,7 +200,7 @@ func (r *runner) member(ctx context.Context, d defrag.Decision, step, of int, re
 	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
 	if ep.IsLeader {
-		to, err := r.moveLeader(mctx, d.ID)
+		to, err := r.moveLeader(mctx, uint64(d.ID))
 		if err != nil {
 			return fail("move leadership", err.Error())
 		}

@@ -148,6 +148,18 @@ var catalogue = []badInput{
 	{cmd: "health", args: []string{"--endpoints", "$EP", "extra"}, code: 3, want: []string{`"extra"`, "endpoints go in --endpoints"}},
 	{cmd: "health", args: []string{"--endpoints", "$EP", "--command-timeout", "-1s"}, code: 3, want: []string{"--command-timeout", "expected a positive duration"}},
 
+	// defrag: nothing compacted or defragmented.
+	{cmd: "defrag", args: []string{"--endpoints", "$EP", "--min-free-fraction", "0"}, code: 2, want: []string{"--min-free-fraction 0", "expected a fraction in (0,1]"}},
+	{cmd: "defrag", args: []string{"--endpoints", "$EP", "--quota-fraction", "1.5"}, code: 2, want: []string{"--quota-fraction 1.5", "expected a fraction in (0,1]"}},
+	{cmd: "defrag", args: []string{"--endpoints", "$EP", "--min-free", "-1MiB"}, code: 2, want: []string{`--min-free "-1MiB"`, "expected a size of 0 or more"}},
+	{cmd: "defrag", args: []string{"--endpoints", "$EP", "--min-free", "lots"}, code: 2, want: []string{`--min-free "lots"`, "expected a size such as 100MiB"}},
+	{cmd: "defrag", args: []string{"--endpoints", "$EP", "--all", "--min-free", "1GiB"}, code: 2, want: []string{"--all and --min-free", "expected one of them"}},
+	{cmd: "defrag", args: []string{"--endpoints", "$EP", "--timeout", "-1s"}, code: 2, want: []string{"--timeout", "expected a positive duration"}},
+	{cmd: "defrag", args: []string{"--endpoints", "$EP", "--compact-keep-revisions", "-5", "--compact"}, code: 2, want: []string{"--compact-keep-revisions -5", "expected 0 or more revisions"}},
+	{cmd: "defrag", args: []string{"--endpoints", "$EP", "--compact-keep-revisions", "5"}, code: 2, want: []string{"--compact-keep-revisions", "without --compact"}},
+	{cmd: "defrag", args: []string{"--endpoints", "$EP", "-w", "yaml"}, code: 2, want: []string{"--write-out", `"yaml"`, "expected table or json"}},
+	{cmd: "defrag", args: []string{"--endpoints", "$EP", "extra"}, code: 2, want: []string{`unexpected argument "extra"`}},
+
 	// schedule and the member's own schedule: nothing started, nothing in the bucket.
 	{cmd: "schedule", args: []string{"--endpoints", "$EP", "--cron", "0 0 30 2 *", "--to", "$BUCKET", "--tag", "t"}, code: 2, want: []string{`--cron: cron spec "0 0 30 2 *"`, "no run in the next five years"}},
 	{cmd: "schedule", args: []string{"--endpoints", "$EP", "--config", "jobs.yml"}, code: 2, want: []string{"--config jobs.yml", `job "a": cron: cron spec "0 0 31 4 *"`, "no run in the next five years"},
