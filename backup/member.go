@@ -8,6 +8,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/etcdops/etcdops/internal/etcdclient"
 )
 
 // Source is the member a snapshot is taken from.
@@ -113,9 +115,10 @@ type memberStatus struct {
 func status(ctx context.Context, cli *clientv3.Client, ep string, timeout time.Duration) (memberStatus, error) {
 	sctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	sctx, attempts := etcdclient.WithAttempts(sctx)
 	st, err := cli.Status(sctx, ep)
 	if err != nil {
-		return memberStatus{}, fmt.Errorf("%s: %w", ep, err)
+		return memberStatus{}, fmt.Errorf("%s: %w", ep, attempts.Explain(err))
 	}
 	return memberStatus{learner: st.IsLearner, Source: Source{
 		Endpoint: ep, ID: st.Header.MemberId, ClusterID: st.Header.ClusterId, Version: st.Version,

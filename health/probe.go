@@ -3,7 +3,6 @@ package health
 import (
 	"context"
 	"errors"
-	"fmt"
 	"regexp"
 	"slices"
 	"strconv"
@@ -12,10 +11,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/status"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/etcdops/etcdops/internal/etcdclient"
 )
 
 // healthKey is the key read to check health, as etcdctl reads it.
@@ -35,23 +35,23 @@ type probeResult struct {
 // probe checks one endpoint with its own client. Everything, the dial
 // included, ends by ctx's deadline.
 func probe(ctx context.Context, ep string, base clientv3.Config) probeResult {
-	last := &lastError{}
+	last := &etcdclient.Attempts{}
 	cfg := base
 	cfg.Endpoints = []string{ep}
 	cfg.Context = ctx
-	cfg.DialOptions = append(slices.Clip(cfg.DialOptions), grpc.WithChainUnaryInterceptor(last.intercept))
+	cfg.DialOptions = append(slices.Clip(cfg.DialOptions), grpc.WithChainUnaryInterceptor(last.Intercept))
 	if dl, ok := ctx.Deadline(); ok && (cfg.DialTimeout <= 0 || time.Until(dl) < cfg.DialTimeout) {
 		cfg.DialTimeout = max(time.Until(dl), time.Millisecond)
 	}
 	cli, err := clientv3.New(cfg)
 	if err != nil {
-		return probeResult{Endpoint: Endpoint{Endpoint: ep, Errors: []string{"connect: " + last.explain(err)}}}
+		return probeResult{Endpoint: Endpoint{Endpoint: ep, Errors: []string{"connect: " + last.Explain(err).Error()}}}
 	}
 	defer cli.Close()
 	// The maintenance client of cli.Maintenance dials a second connection
 	// for Status; this one reuses the client's.
 	m := clientv3.NewMaintenanceFromMaintenanceClient(clientv3.RetryMaintenanceClient(cli, cli.ActiveConnection()), cli)
-	return gather(ctx, ep, m, cli.Cluster, cli.KV, last.explain)
+	return gather(ctx, ep, m, cli.Cluster, cli.KV, func(err error) string { return last.Explain(err).Error() })
 }
 
 // gather asks one member for its status (which carries the alarms), then
@@ -160,46 +160,4 @@ func parseStatusAlarm(s string) (Alarm, bool) {
 		return Alarm{}, false
 	}
 	return Alarm{MemberID: id, Type: m[2]}, true
-}
-
-// lastError remembers the error of the last failed request attempt. The
-// client reports a request that ran out of time as "context deadline
-// exceeded"; the attempt's error says why, e.g. "connection refused".
-type lastError struct {
-	mu  sync.Mutex
-	err error
-}
-
-func (l *lastError) intercept(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-	err := invoker(ctx, method, req, reply, cc, opts...)
-	if err != nil {
-		l.mu.Lock()
-		l.err = err
-		l.mu.Unlock()
-	}
-	return err
-}
-
-// explain returns err's message, followed by the last attempt's error when
-// err is only the context's.
-func (l *lastError) explain(err error) string {
-	if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
-		return err.Error()
-	}
-	l.mu.Lock()
-	last := l.err
-	l.mu.Unlock()
-	if last == nil {
-		return err.Error()
-	}
-	msg := status.Convert(last).Message()
-	if _, dial, ok := strings.Cut(msg, "Error while dialing: "); ok {
-		msg = strings.TrimSuffix(dial, `"`)
-	} else if strings.HasSuffix(msg, "while waiting for connections to become ready") {
-		msg = "connected, but the server never completed the handshake"
-	}
-	if msg == "" || msg == err.Error() || msg == context.DeadlineExceeded.Error() {
-		return err.Error()
-	}
-	return fmt.Sprintf("%v (%s)", err, msg)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,6 +39,8 @@ var faultMatrix = []faultRow{
 		"exit 1 naming `no space left on device`; no file, no `.part`; all space free again", fetchFullDisk},
 	{"restore-full-disk", "`restore`", "too little space for the member (32 MiB tmpfs)",
 		"exit 1 naming `not enough space` before anything is written; the filesystem untouched", restoreFullDisk},
+	{"save-dead-endpoint", "`backup save` to file://", "its only endpoint refuses connections",
+		"exit 1 naming `connection refused` (what the client's retries met, not only their deadline); nothing written", saveDeadEndpoint},
 	{"save-read-only", "`backup save` to file://", "the bucket directory is on a read-only mount",
 		"exit 1 naming `read-only file system`; nothing written", saveReadOnly},
 	{"fetch-read-only", "`backup fetch`", "the target is on a read-only mount",
@@ -244,6 +247,18 @@ func restoreFullDisk(t *testing.T, fx *faultFixture) {
 	failsWith(t, false, nil, "not enough space", restoreArgs(fx.snap, dir)...)
 	assertNothingIn(t, dir)
 	assertAllFree(t, dir)
+}
+
+func saveDeadEndpoint(t *testing.T, fx *faultFixture) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + l.Addr().String()
+	l.Close()
+	dir := t.TempDir()
+	failsWith(t, false, nil, "connection refused", "backup", "save", "--endpoints", dead, "--to", "file://"+dir, "--command-timeout", "2s")
+	assertNothingIn(t, dir)
 }
 
 func saveReadOnly(t *testing.T, fx *faultFixture) {

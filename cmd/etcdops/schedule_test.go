@@ -135,3 +135,37 @@ func TestScheduleSIGTERMAbortsUpload(t *testing.T) {
 		t.Errorf("bucket after an aborted upload: %v %v", snaps, err)
 	}
 }
+
+// TestScheduleFailedRunSaysWhy: a run against a dead endpoint logs one
+// line that says what was refused, with no Go stack trace in it.
+func TestScheduleFailedRunSaysWhy(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + l.Addr().String()
+	l.Close()
+	cmd := exec.Command(etcdtest.EtcdopsBin(t), "schedule", "--endpoints", dead, "--command-timeout", "2s",
+		"--cron", "@hourly", "--to", "file://"+t.TempDir(), "--tag", "t")
+	var errb etcdtest.SyncBuffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var failed string
+	etcdtest.Eventually(t, 30*time.Second, func() error {
+		for _, line := range strings.Split(errb.String(), "\n") {
+			if strings.Contains(line, `"msg":"backup failed"`) {
+				failed = line
+				return nil
+			}
+		}
+		return fmt.Errorf("no failed run logged yet")
+	})
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	if !strings.Contains(failed, "connection refused") || strings.Contains(failed, "stacktrace") || strings.Contains(failed, "goroutine") {
+		t.Errorf("the failed run's line says %s; want what was refused and no stack trace", failed)
+	}
+}

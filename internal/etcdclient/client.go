@@ -134,12 +134,14 @@ func (c *Config) usesTLS() bool {
 	return false
 }
 
-// ClientConfig returns the clientv3 configuration for c.
+// ClientConfig returns the clientv3 configuration for c. Its clients record
+// the failed attempts of requests made with a context from WithAttempts.
 func (c *Config) ClientConfig(lg *zap.Logger) (clientv3.Config, error) {
 	cfg := clientv3.Config{
 		Endpoints:   c.Endpoints,
 		DialTimeout: c.DialTimeout,
 		Logger:      clientLogger(lg),
+		DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(recordAttempts)},
 	}
 	if c.usesTLS() {
 		tlsCfg, err := c.tlsConfig()

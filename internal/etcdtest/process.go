@@ -231,6 +231,9 @@ func CheckHealth(spec MemberSpec) error {
 	return nil
 }
 
+// SyncBuffer is a child's stderr that a test reads while it runs.
+type SyncBuffer = syncBuffer
+
 // syncBuffer is a bytes.Buffer safe for a child's writes and test reads.
 type syncBuffer struct {
 	mu  sync.Mutex
