@@ -37,6 +37,10 @@ type JobConfig struct {
 	CatchUp          string   `json:"catch-up,omitempty"`
 	HeartbeatURL     string   `json:"heartbeat-url,omitempty"`
 	HeartbeatFailURL string   `json:"heartbeat-fail-url,omitempty"`
+	// PITR streams the job's changes to its bucket between snapshots.
+	PITR            bool   `json:"pitr,omitempty"`
+	PITRInterval    string `json:"pitr-interval,omitempty"`
+	PITRSegmentSize string `json:"pitr-segment-size,omitempty"`
 }
 
 // ConfigError is a job setting that is refused. Field is the setting's
@@ -101,6 +105,8 @@ type Job struct {
 	// Claim, when set, decides before each run whether this process takes
 	// the slot (see Claimer); a run it does not win is skipped.
 	Claim func(ctx context.Context, tag string, at time.Time) (bool, error)
+	// PITR, when set, streams the job's log (see PITR).
+	PITR *PITR
 }
 
 // Jobs validates job configs and turns them into jobs. base supplies
@@ -152,6 +158,9 @@ func (jc JobConfig) job(base backup.SaveConfig) (Job, error) {
 	}
 	j := Job{Name: jc.Name, To: jc.To, Save: base}
 	var err error
+	if j.PITR, err = jc.pitrConfig(); err != nil {
+		return Job{}, err
+	}
 	if j.Cron, err = ParseSpec(jc.Cron); err != nil {
 		return bad("cron", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/etcdops/etcdops/backup"
+	"github.com/etcdops/etcdops/pitr"
 )
 
 // Config is the daemon's configuration.
@@ -61,6 +62,8 @@ type jobState struct {
 	// won its slot waits for it, up to one interval.
 	uploading chan struct{}
 
+	pitrMetrics *pitr.Metrics // of a job with a log
+
 	mu          sync.Mutex
 	tag         string // the job's tag once known
 	lastSuccess time.Time
@@ -87,7 +90,11 @@ func New(cfg Config) (*Scheduler, error) {
 	}
 	s := &Scheduler{cfg: cfg, lg: cfg.Logger, reg: cfg.Registry, metrics: newMetrics(reg)}
 	for _, j := range cfg.Jobs {
-		s.jobs = append(s.jobs, &jobState{Job: j, tag: j.Save.Tag, lg: cfg.Logger.With(zap.String("job", j.Name)), uploading: make(chan struct{}, 1)})
+		st := &jobState{Job: j, tag: j.Save.Tag, lg: cfg.Logger.With(zap.String("job", j.Name)), uploading: make(chan struct{}, 1)}
+		if j.PITR != nil {
+			st.pitrMetrics = pitr.NewMetrics(reg, j.Name)
+		}
+		s.jobs = append(s.jobs, st)
 	}
 	return s, nil
 }
@@ -164,6 +171,12 @@ func (s *Scheduler) Run(ctx context.Context) (err error) {
 		st.lg.Info("job scheduled", fields...)
 	}
 	c.Start()
+	for _, st := range s.jobs {
+		if st.PITR != nil {
+			wg.Add(1)
+			go func() { defer wg.Done(); s.runPITR(rctx, st) }()
+		}
+	}
 	for _, j := range catchUps {
 		wg.Add(1)
 		go func() { defer wg.Done(); j.Run() }()

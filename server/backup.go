@@ -34,6 +34,7 @@ var backupKeys = map[string]string{
 	"to":            "bucket `URL` for the member's scheduled backups",
 	"tag":           "name the scheduled backups `TAG`_<slot time> (default: cluster-<cluster ID>)",
 	"compress":      "compress the scheduled backups with zstd",
+	"pitr":          "also stream every change to the bucket between backups (point-in-time recovery); one member streams at a time",
 	"keep-last":     "after each scheduled backup keep the `N` newest of the tag",
 	"keep-hourly":   "… and the newest of each of the last `N` hours",
 	"keep-daily":    "… and the newest of each of the last `N` days",
@@ -76,7 +77,7 @@ func (f *flagSet) addBackupFlags() {
 	for k, usage := range backupKeys {
 		v := new(string)
 		f.backup[k] = v
-		if k == "compress" {
+		if k == "compress" || k == "pitr" {
 			f.fs.Var(boolString{v}, "backup-"+k, usage)
 			continue
 		}
@@ -144,12 +145,14 @@ func (f *flagSet) backupJob(configFile string, cfg *Config) (*schedule.JobConfig
 	if cfg.BackupPassword != "" && cfg.BackupUser == "" {
 		return nil, fmt.Errorf("%s: given without a user (%s)", name(backupPassword), name("user"))
 	}
-	if s, ok := vals["compress"]; ok {
-		c, err := strconv.ParseBool(s)
-		if err != nil {
-			return nil, fmt.Errorf("%s: invalid value %q, expected true or false", name("compress"), s)
+	for k, dst := range map[string]*bool{"compress": &jc.Compress, "pitr": &jc.PITR} {
+		if s, ok := vals[k]; ok {
+			c, err := strconv.ParseBool(s)
+			if err != nil {
+				return nil, fmt.Errorf("%s: invalid value %q, expected true or false", name(k), s)
+			}
+			*dst = c
 		}
-		jc.Compress = c
 	}
 	if s, ok := vals["stall-timeout"]; ok {
 		d, err := time.ParseDuration(s)
@@ -254,6 +257,9 @@ func runBackups(ctx context.Context, e *embed.Etcd, cfg *Config, lg *zap.Logger)
 		defer cli.Close()
 		claimer := &schedule.Claimer{KV: cli, Lease: cli, Member: ec.Name, TTL: ttl, Timeout: backupCommandTimeout}
 		return claimer.Claim(ctx, tag, at)
+	}
+	if job.PITR != nil {
+		job.PITR.Member = ec.Name
 	}
 	scfg := schedule.Config{Jobs: jobs, Logger: lg, Registerer: prometheus.DefaultRegisterer}
 	if cfg.BackupStallTimeout > 0 {

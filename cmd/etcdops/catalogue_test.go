@@ -165,6 +165,12 @@ var catalogue = []badInput{
 	{cmd: "schedule", args: []string{"--endpoints", "$EP", "--config", "jobs.yml"}, code: 2, want: []string{"--config jobs.yml", `job "a": cron: cron spec "0 0 31 4 *"`, "no run in the next five years"},
 		files: map[string]string{"jobs.yml": "jobs:\n  - {name: a, cron: '0 0 31 4 *', to: 'mem://'}\n"}},
 	{cmd: "serve", args: []string{"--backup-cron", "0 0 30 2 *", "--backup-to", "$BUCKET"}, code: 2, want: []string{`--backup-cron: cron spec "0 0 30 2 *"`, "no run in the next five years"}},
+	{cmd: "schedule", args: []string{"--endpoints", "$EP", "--to", "$BUCKET", "--pitr"}, code: 2, want: []string{"--pitr: needs --cron"}},
+	{cmd: "schedule", args: []string{"--endpoints", "$EP", "--cron", "@hourly", "--to", "$BUCKET", "--pitr", "--pitr-interval", "soon"}, code: 2, want: []string{"--pitr-interval", `"soon"`, "expected a duration"}},
+	{cmd: "schedule", args: []string{"--endpoints", "$EP", "--cron", "@hourly", "--to", "$BUCKET", "--pitr", "--pitr-segment-size", "16m"}, code: 2, want: []string{"--pitr-segment-size", `"16m"`, "expected a size"}},
+	{cmd: "schedule", args: []string{"--endpoints", "$EP", "--config", "jobs.yml"}, code: 2, want: []string{"--config jobs.yml", `job "a": pitr: needs cron`},
+		files: map[string]string{"jobs.yml": "jobs:\n  - {name: a, to: 'mem://', pitr: true}\n"}},
+	{cmd: "serve", args: []string{"--backup-cron", "@hourly", "--backup-to", "$BUCKET", "--backup-pitr=maybe"}, code: 2, want: []string{"--backup-pitr", `"maybe"`, "expected true or false"}},
 	{cmd: "systemd backup", args: []string{"--name", "x", "--", "--endpoints", "$EP", "--cron", "0 0 30 2 *", "--to", "$BUCKET"}, code: 2, want: []string{`--cron: cron spec "0 0 30 2 *"`, "no run in the next five years"}},
 
 	// systemd unit: no file written.

@@ -13,7 +13,7 @@ import (
 // jobFlags are the flags a --config file replaces.
 var jobFlags = []string{"cron", "verify-cron", "to", "tag", "member", "compress", "age-recipient", "age-recipients-file",
 	"keep-last", "keep-hourly", "keep-daily", "keep-weekly", "keep-monthly", "keep-within",
-	"jitter", "catch-up", "heartbeat-url", "heartbeat-fail-url"}
+	"jitter", "catch-up", "heartbeat-url", "heartbeat-fail-url", "pitr", "pitr-interval", "pitr-segment-size"}
 
 func scheduleCommand() *cli.Command {
 	flags := append(clientFlags(), saveFlags(false)...)
@@ -26,6 +26,9 @@ func scheduleCommand() *cli.Command {
 		&cli.StringFlag{Name: "catch-up", Value: "once", Usage: "`MODE` at start when the most recent due slot is newer than the newest snapshot: once or none"},
 		&cli.StringFlag{Name: "heartbeat-url", Usage: "POST to `URL` after each successful save (a dead-man's switch)"},
 		&cli.StringFlag{Name: "heartbeat-fail-url", Usage: "POST to `URL` after each failed run"},
+		&cli.BoolFlag{Name: "pitr", Usage: "also stream every change to the bucket between snapshots (point-in-time recovery; needs --cron)"},
+		&cli.StringFlag{Name: "pitr-interval", Usage: "flush the change log to the bucket every `DURATION` (default 1s)"},
+		&cli.StringFlag{Name: "pitr-segment-size", Usage: "flush the change log sooner when `SIZE` of changes wait (default 16MiB)"},
 		&cli.StringFlag{Name: "metrics-addr", Usage: "serve /metrics and /healthz on `HOST:PORT`"},
 		&cli.DurationFlag{Name: "max-age", Usage: "/healthz answers 503 when a job's last success is older than `DURATION`"},
 		flagIdentity, flagSpool, flagStall, flagLogLevel,
@@ -101,6 +104,9 @@ func scheduleConfig(c *cli.Context) (schedule.Config, error) {
 		return cfg, nil
 	}
 
+	if c.Bool("pitr") && !c.IsSet("cron") {
+		return cfg, usageError(errors.New("--pitr: needs --cron (the change log follows the job's snapshots)"))
+	}
 	for _, f := range []string{"cron", "to"} {
 		if !c.IsSet(f) {
 			return cfg, usageError(fmt.Errorf("--%s: required (or --config FILE)", f))
@@ -120,7 +126,8 @@ func scheduleConfig(c *cli.Context) (schedule.Config, error) {
 	}
 	jc := schedule.JobConfig{Name: name, Cron: c.String("cron"), VerifyCron: c.String("verify-cron"), To: c.String("to"),
 		Tag: c.String("tag"), Member: c.String("member"), Jitter: c.String("jitter"), CatchUp: c.String("catch-up"),
-		HeartbeatURL: c.String("heartbeat-url"), HeartbeatFailURL: c.String("heartbeat-fail-url")}
+		HeartbeatURL: c.String("heartbeat-url"), HeartbeatFailURL: c.String("heartbeat-fail-url"),
+		PITR: c.Bool("pitr"), PITRInterval: c.String("pitr-interval"), PITRSegmentSize: c.String("pitr-segment-size")}
 	jobs, err := schedule.Jobs([]schedule.JobConfig{jc}, base)
 	var ce *schedule.ConfigError
 	if errors.As(err, &ce) {

@@ -1,0 +1,138 @@
+package schedule
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/etcdops/etcdops/backup"
+	"github.com/etcdops/etcdops/pitr"
+)
+
+// PITR is a job's point-in-time log: besides its snapshots, a streamer
+// writes every change to the job's bucket (see pitr.Streamer).
+type PITR struct {
+	Interval    time.Duration
+	SegmentSize int
+	// Member, when set, streams only while this member leads the tag's
+	// election (serve: one member of the cluster streams at a time).
+	Member string
+}
+
+// pitrConfig validates a job's log settings; nil when it has none.
+func (jc JobConfig) pitrConfig() (*PITR, error) {
+	if !jc.PITR {
+		if jc.PITRInterval != "" || jc.PITRSegmentSize != "" {
+			return nil, &ConfigError{Job: jc.Name, Field: "pitr", Err: errors.New("not set: pitr-interval and pitr-segment-size tune the log it turns on")}
+		}
+		return nil, nil
+	}
+	if strings.TrimSpace(jc.Cron) == "" {
+		return nil, &ConfigError{Job: jc.Name, Field: "pitr", Err: errors.New("needs cron: the log follows the job's snapshots")}
+	}
+	p := &PITR{Interval: pitr.DefaultInterval, SegmentSize: pitr.DefaultSegmentSize}
+	if jc.PITRInterval != "" {
+		d, err := time.ParseDuration(jc.PITRInterval)
+		if err != nil || d < 10*time.Millisecond || d > time.Hour {
+			return nil, &ConfigError{Job: jc.Name, Field: "pitr-interval", Err: fmt.Errorf("%q: expected a duration from 10ms to 1h, such as 1s", jc.PITRInterval)}
+		}
+		p.Interval = d
+	}
+	if jc.PITRSegmentSize != "" {
+		n, err := ParseSize(jc.PITRSegmentSize)
+		if err != nil || n < 1<<10 || n > 1<<30 {
+			return nil, &ConfigError{Job: jc.Name, Field: "pitr-segment-size", Err: fmt.Errorf("%q: expected a size from 1KiB to 1GiB, such as 16MiB", jc.PITRSegmentSize)}
+		}
+		p.SegmentSize = int(n)
+	}
+	return p, nil
+}
+
+var sizeRE = regexp.MustCompile(`^(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?$`)
+
+// ParseSize parses a byte size: a count, or one with a unit (KiB, MiB,
+// GiB are 1024-based, KB, MB, GB 1000-based).
+func ParseSize(s string) (int64, error) {
+	m := sizeRE.FindStringSubmatch(strings.TrimSpace(s))
+	if m == nil {
+		return 0, fmt.Errorf("%q: expected a size such as 16MiB", s)
+	}
+	n, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q: %w", s, err)
+	}
+	mult := map[string]int64{"": 1, "B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "KB": 1e3, "MB": 1e6, "GB": 1e9}[m[2]]
+	if n > (1<<62)/mult {
+		return 0, fmt.Errorf("%q: too large", s)
+	}
+	return n * mult, nil
+}
+
+// pitrRetry is how long a log that cannot stream waits before trying again.
+const pitrRetry = 5 * time.Second
+
+// runPITR streams the job's log until ctx ends, starting it again after
+// any failure (a cluster not reachable, a bucket failing).
+func (s *Scheduler) runPITR(ctx context.Context, st *jobState) {
+	for ctx.Err() == nil {
+		if err := s.streamOnce(ctx, st); err != nil && ctx.Err() == nil {
+			st.lg.Error("log streaming failed; retrying", zap.Error(err), zap.Duration("retry-in", pitrRetry))
+			t := time.NewTimer(pitrRetry)
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+		}
+	}
+}
+
+func (s *Scheduler) streamOnce(ctx context.Context, st *jobState) error {
+	tag, err := s.tagOf(ctx, st)
+	if err != nil {
+		return err
+	}
+	cli, err := st.Save.Dial(st.Save.Endpoints...)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	streamer := &pitr.Streamer{Client: cli, Store: st.store, Tag: tag, Codec: st.Save.Codec,
+		Interval: st.PITR.Interval, SegmentSize: st.PITR.SegmentSize, HoldID: st.PITR.Member,
+		Timeout: st.Save.CommandTimeout, Logger: st.lg.With(zap.String("log", pitr.LogPrefix(tag))),
+		Metrics: st.pitrMetrics, Now: s.cfg.Now, Snapshot: s.pitrSnapshot(st, tag)}
+	if st.PITR.Member != "" {
+		return pitr.RunElected(ctx, streamer, st.PITR.Member)
+	}
+	return streamer.Run(ctx)
+}
+
+// pitrSnapshot is the log's full snapshot (none to start from, or a gap
+// to pass): a save of the job, named after now.
+func (s *Scheduler) pitrSnapshot(st *jobState, tag string) pitr.SnapshotFunc {
+	return func(ctx context.Context) (*backup.Manifest, error) {
+		cfg := st.Save
+		cfg.Tag, cfg.Logger = tag, st.lg
+		for try := 0; ; try++ {
+			cfg.At = s.cfg.Now()
+			m, err := backup.Save(ctx, st.store, cfg)
+			if !errors.Is(err, backup.ErrNameTaken) || try == 2 {
+				return m, err
+			}
+			// A save of this second exists (a scheduled run): the next second is free.
+			t := time.NewTimer(time.Second)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil, ctx.Err()
+			case <-t.C:
+			}
+		}
+	}
+}

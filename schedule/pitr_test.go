@@ -1,0 +1,121 @@
+package schedule
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/etcdops/etcdops/backup"
+	"github.com/etcdops/etcdops/internal/etcdtest"
+	"github.com/etcdops/etcdops/pitr"
+)
+
+func TestPITRConfig(t *testing.T) {
+	base := backup.SaveConfig{Endpoints: []string{"http://127.0.0.1:2379"}}
+	jcs, err := LoadConfig(writeConfig(t, "jobs:\n  - {name: a, cron: '@hourly', to: 'mem://', pitr: true, pitr-interval: 250ms, pitr-segment-size: 4MiB}\n  - {name: b, cron: '@hourly', to: 'mem://', tag: b, pitr: true}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobs, err := Jobs(jcs, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := jobs[0].PITR; p == nil || p.Interval != 250*time.Millisecond || p.SegmentSize != 4<<20 {
+		t.Errorf("job a's log: %+v", p)
+	}
+	if p := jobs[1].PITR; p == nil || p.Interval != pitr.DefaultInterval || p.SegmentSize != pitr.DefaultSegmentSize {
+		t.Errorf("job b's log: %+v", p)
+	}
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"pitr without cron", "jobs:\n  - {name: a, to: 'mem://', pitr: true}\n", `job "a": pitr: needs cron`},
+		{"bad interval", "jobs:\n  - {name: a, cron: '@hourly', to: 'mem://', pitr: true, pitr-interval: 0s}\n", `job "a": pitr-interval: "0s": expected a duration from 10ms to 1h`},
+		{"bad size", "jobs:\n  - {name: a, cron: '@hourly', to: 'mem://', pitr: true, pitr-segment-size: 16 megs}\n", `job "a": pitr-segment-size: "16 megs": expected a size from 1KiB to 1GiB`},
+		{"tiny size", "jobs:\n  - {name: a, cron: '@hourly', to: 'mem://', pitr: true, pitr-segment-size: 10}\n", `pitr-segment-size: "10"`},
+		{"tuning without pitr", "jobs:\n  - {name: a, cron: '@hourly', to: 'mem://', pitr-interval: 1s}\n", `job "a": pitr: not set`},
+	} {
+		jcs, err := LoadConfig(writeConfig(t, tc.yaml))
+		if err == nil {
+			_, err = Jobs(jcs, base)
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: error %v; want one line with %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"1024": 1024, "16MiB": 16 << 20, "1 GiB": 1 << 30, "5KB": 5000, "0": 0} {
+		if got, err := ParseSize(in); err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "16m", "-1", "1.5MiB", "99999999999999999999GiB"} {
+		if _, err := ParseSize(in); err == nil {
+			t.Errorf("ParseSize(%q) accepted", in)
+		}
+	}
+}
+
+// A job with a log streams from its snapshot on: the log reaches every
+// write, and its metrics say so.
+func TestScheduleStreamsTheLog(t *testing.T) {
+	c := etcdtest.StartEmbedded(t, 1)
+	etcdtest.Put(t, c.Client(), "k", "v")
+	bucket := "file://" + t.TempDir()
+	job := testJob(t, c.Endpoints(), JobConfig{Name: "logged", Cron: "@every 1h", To: bucket, Tag: "logged", PITR: true, PITRInterval: "100ms"})
+	r := start(t, Config{Jobs: []Job{job}})
+	for i := range 50 {
+		etcdtest.Put(t, c.Client(), fmt.Sprintf("k%d", i), "v")
+	}
+	resp, err := c.Client().Get(context.Background(), "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := resp.Header.Revision
+	store, err := backup.OpenStore(context.Background(), bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	etcdtest.Eventually(t, 30*time.Second, func() error {
+		last, err := pitr.LastLogged(context.Background(), store, "logged")
+		if err == nil && last < end {
+			err = fmt.Errorf("log reaches %d, want %d", last, end)
+		}
+		return err
+	})
+	snap, err := store.Find(context.Background(), "latest", "logged")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := pitr.ListLog(context.Background(), store, "logged")
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := snap.Manifest.Revision + 1
+	for _, n := range names {
+		if n.First > next {
+			t.Fatalf("log holds %s after revision %d: a hole", n, next-1)
+		}
+		next = max(next, n.Last+1)
+	}
+	if next <= end {
+		t.Fatalf("log ends at %d, before %d", next-1, end)
+	}
+	families, err := r.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, mf := range families {
+		if mf.GetName() == "etcdops_schedule_pitr_last_flushed_revision" && mf.Metric[0].Gauge.GetValue() >= float64(end) {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("no etcdops_schedule_pitr_last_flushed_revision at the log's end")
+	}
+	r.stop(t)
+}
