@@ -42,6 +42,10 @@ func newLogFixture(t *testing.T) *logFixture {
 	w := pitrtest.NewWorkload(t, cli, 15)
 	w.Run(300)
 	w.Expire(3)
+	// As kube-apiserver does: the snapshot's history is compacted.
+	if _, err := cli.Compact(context.Background(), w.Rev()-40, clientv3.WithCompactPhysical()); err != nil {
+		t.Fatal(err)
+	}
 	f := &logFixture{cli: cli, ep: c.Endpoints()[0], ttls: w.TTLs}
 	f.S = w.Rev()
 	f.snap = snapshotDB(t, cli)
