@@ -250,3 +250,49 @@ func TestRunDisarmsNospace(t *testing.T) {
 		}
 	}
 }
+
+// TestRunSkipsALearner: etcd refuses Defragment on a learner (checked here
+// against the member itself), so the run skips it with that reason and
+// defragments the voters.
+func TestRunSkipsALearner(t *testing.T) {
+	specs := etcdtest.SpecsNamed(t, t.TempDir(), "m0", "m1", "m2", "l")
+	voters := strings.Join(strings.Split(specs[0].InitialCluster, ",")[:3], ",")
+	for i := range 3 {
+		specs[i].InitialCluster = voters
+	}
+	c := etcdtest.StartEmbeddedSpecs(t, specs[:3])
+	ctx := context.Background()
+	// etcd refuses a new member until its members have been connected a while.
+	etcdtest.Eventually(t, 30*time.Second, func() error {
+		_, err := c.Client().MemberAddAsLearner(ctx, []string{specs[3].PeerURL})
+		return err
+	})
+	specs[3].ClusterState = "existing"
+	learner := etcdtest.StartEmbeddedSpecs(t, specs[3:])
+	lcli := etcdtest.NewClient(t, learner.Endpoints()...)
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	_, err := lcli.Defragment(dctx, specs[3].ClientURL)
+	cancel()
+	if !errors.Is(err, rpctypes.ErrGRPCNotSupportedForLearner) && !strings.Contains(fmt.Sprint(err), "rpc not supported for learner") {
+		t.Fatalf("defragment a learner: %v, want etcd to refuse it", err)
+	}
+
+	o := options(c)
+	o.Rule.All = true
+	res, err := Run(ctx, o)
+	if err != nil {
+		t.Fatalf("run: %v (%+v)", err, res)
+	}
+	outcomes := map[string]string{}
+	for _, m := range res.Members {
+		outcomes[m.Name] = m.Outcome + ": " + m.Reason
+	}
+	if outcomes["l"] != OutcomeSkipped+": "+defrag.ReasonLearner || len(res.Members) != 4 {
+		t.Errorf("outcomes %v: want the learner skipped as a learner", outcomes)
+	}
+	for _, n := range []string{"m0", "m1", "m2"} {
+		if !strings.HasPrefix(outcomes[n], OutcomeDefragmented) {
+			t.Errorf("voter %s: %s", n, outcomes[n])
+		}
+	}
+}
