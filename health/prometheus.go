@@ -67,6 +67,8 @@ func WritePrometheus(w io.Writer, r *Report, v Verdict) error {
 		{"etcdops_endpoint_db_size_bytes", "Size of the backend database.", func(e *Endpoint) float64 { return float64(e.DBSize) }},
 		{"etcdops_endpoint_db_size_in_use_bytes", "Size of the backend database in use.", func(e *Endpoint) float64 { return float64(e.DBSizeInUse) }},
 		{"etcdops_endpoint_db_quota_bytes", "Backend quota (negative when off).", func(e *Endpoint) float64 { return float64(e.DBQuota) }},
+		{"etcdops_endpoint_db_free_ratio", "Free pages of the backend database divided by its size: what a defragmentation reclaims.",
+			func(e *Endpoint) float64 { return freeFraction(e) }},
 		{"etcdops_endpoint_is_leader", "1 if the member is the leader.", func(e *Endpoint) float64 { return bool01(e.IsLeader) }},
 		{"etcdops_endpoint_is_learner", "1 if the member is a learner.", func(e *Endpoint) float64 { return bool01(e.IsLearner) }},
 		{"etcdops_endpoint_raft_term", "Raft term of the member.", func(e *Endpoint) float64 { return float64(e.RaftTerm) }},

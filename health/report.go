@@ -117,3 +117,11 @@ func quotaPercent(size, quota int64) (float64, bool) {
 	}
 	return float64(size) * 100 / float64(quota), true
 }
+
+// freeFraction is the fraction of e's database file that is free pages.
+func freeFraction(e *Endpoint) float64 {
+	if e.DBSize <= 0 {
+		return 0
+	}
+	return float64(max(e.DBSize-e.DBSizeInUse, 0)) / float64(e.DBSize)
+}

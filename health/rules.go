@@ -2,6 +2,7 @@ package health
 
 import (
 	"fmt"
+	"github.com/etcdops/etcdops/defrag"
 	"slices"
 	"strings"
 	"time"
@@ -219,6 +220,8 @@ func (j *judge) alarms() {
 
 // db compares each member's database size with its quota.
 func (j *judge) db() {
+	defragged := map[uint64]bool{}
+	defer j.defrag(defragged)
 	for _, e := range j.r.Endpoints {
 		pct, ok := quotaPercent(e.DBSize, e.DBQuota)
 		if !e.Reachable || !ok {
@@ -235,10 +238,27 @@ func (j *judge) db() {
 			continue
 		}
 		msg := fmt.Sprintf("member %s database is %.1f%% of its quota (%s of %s)", j.name(e.MemberID), pct, formatBytes(e.DBSize), formatBytes(e.DBQuota))
+		defragged[e.MemberID] = true
 		if e.DBSizeInUse < e.DBSize/2 {
 			msg += fmt.Sprintf("; only %s in use: defragment to reclaim the rest", formatBytes(e.DBSizeInUse))
 		}
 		j.add(status, "db", "%s", msg)
+	}
+}
+
+// defrag warns of each member whose free space passes the default rule of
+// `etcdops defrag` (the quota rule is the db check's), but those done names.
+func (j *judge) defrag(done map[uint64]bool) {
+	rule := defrag.DefaultRule()
+	rule.FallbackQuota = 0
+	for _, e := range j.r.Endpoints {
+		if !e.Reachable || e.IsLearner || done[e.MemberID] {
+			continue
+		}
+		d := defrag.Decide([]defrag.MemberStatus{{DBSize: e.DBSize, DBSizeInUse: e.DBSizeInUse, Quota: -1}}, rule)[0]
+		if d.Defrag {
+			j.add(Warning, "db", "member %s database has %s: defragment it (etcdops defrag)", j.name(e.MemberID), d.Reason)
+		}
 	}
 }
 

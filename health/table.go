@@ -13,10 +13,10 @@ import (
 // on the last line.
 func WriteTable(w io.Writer, r *Report, v Verdict) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ENDPOINT\tID\tNAME\tVERSION\tDB SIZE\tIN USE\tQUOTA\tLEADER\tLEARNER\tTERM\tINDEX\tAPPLIED\tRTT\tHEALTH")
+	fmt.Fprintln(tw, "ENDPOINT\tID\tNAME\tVERSION\tDB SIZE\tIN USE\tFREE\tQUOTA\tLEADER\tLEARNER\tTERM\tINDEX\tAPPLIED\tRTT\tHEALTH")
 	for _, e := range r.Endpoints {
 		if !e.Reachable {
-			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\tunreachable: %s\n", e.Endpoint, firstError(&e))
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\tunreachable: %s\n", e.Endpoint, firstError(&e))
 			continue
 		}
 		health := "healthy"
@@ -27,8 +27,8 @@ func WriteTable(w io.Writer, r *Report, v Verdict) error {
 		if pct, ok := quotaPercent(e.DBSize, e.DBQuota); ok {
 			quota = fmt.Sprintf("%.1f%% of %s", pct, formatBytes(e.DBQuota))
 		}
-		fmt.Fprintf(tw, "%s\t%x\t%s\t%s\t%s\t%s\t%s\t%t\t%t\t%d\t%d\t%d\t%s\t%s\n",
-			e.Endpoint, e.MemberID, dash(e.Name), e.Version, formatBytes(e.DBSize), formatBytes(e.DBSizeInUse), quota,
+		fmt.Fprintf(tw, "%s\t%x\t%s\t%s\t%s\t%s\t%.0f%%\t%s\t%t\t%t\t%d\t%d\t%d\t%s\t%s\n",
+			e.Endpoint, e.MemberID, dash(e.Name), e.Version, formatBytes(e.DBSize), formatBytes(e.DBSizeInUse), freeFraction(&e)*100, quota,
 			e.IsLeader, e.IsLearner, e.RaftTerm, e.RaftIndex, e.RaftAppliedIndex, formatRTT(e.RTT), health)
 	}
 	if err := tw.Flush(); err != nil {
