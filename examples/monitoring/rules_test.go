@@ -15,6 +15,7 @@ import (
 
 	"github.com/etcdops/etcdops/backup"
 	"github.com/etcdops/etcdops/internal/etcdtest"
+	"github.com/etcdops/etcdops/pitr"
 	"github.com/etcdops/etcdops/schedule"
 )
 
@@ -51,6 +52,7 @@ func TestRulesUseExistingMetrics(t *testing.T) {
 	}
 
 	reg := prometheus.NewRegistry()
+	pitr.NewMetrics(reg, "logged") // what a job with --pitr adds
 	jobs, err := schedule.Jobs([]schedule.JobConfig{{Name: "j", Cron: "@hourly", To: "mem://", Tag: "j", CatchUp: "none"}},
 		backup.SaveConfig{Endpoints: []string{"http://127.0.0.1:1"}})
 	if err != nil {
