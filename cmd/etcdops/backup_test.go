@@ -97,7 +97,7 @@ func TestBackupBadInput(t *testing.T) {
 		{"retention not a number", []string{"backup", "save", ep, "--to", bucket, "--keep-last", "x"}, nil, "keep-last", 2},
 		{"missing --to", []string{"backup", "save", ep}, nil, "--to: required", 2},
 		{"missing identity file", []string{"backup", "verify", "--from", bucket, "--identity", filepath.Join(dir, "nope")}, nil, "--identity", 2},
-		{"flag of another command", []string{"backup", "fetch", "--from", bucket, "--to", existing, "--spool-dir", "x"}, nil, "spool-dir", 2},
+		{"flag of another command", []string{"backup", "fetch", "--from", bucket, "--to", existing, "--keep-last", "3"}, nil, "keep-last", 2},
 		{"unknown member", []string{"backup", "save", ep, "--to", bucket, "--member", "nosuch"}, nil, `--member "nosuch": no such member`, 2},
 		{"verify missing name", []string{"backup", "verify", "--from", bucket, "etcd-1_2026-01-01_00-00-00.db"}, nil, "no such snapshot", 1},
 		{"verify bad name", []string{"backup", "verify", "--from", bucket, "bogus"}, nil, `snapshot "bogus": expected`, 2},
