@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"hash/crc32"
 	"math"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"time"
 
@@ -25,65 +27,64 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 )
 
-// checkDB runs bolt's consistency check over every page of a snapshot's
-// database, as `etcdutl snapshot status` does, and reads its facts
-// (revision, keys, KV hash), in one open of it. etcd's restore must not open
-// a database that fails the check: bolt then panics where no caller can
-// recover. With alongside, the facts are read at the same time as the
-// check (on a second core, from the pages the check maps in), which is only
-// safe on bytes a sha256 vouched for: bolt's check walks the pages in a
-// goroutine of its own that a damaged page crashes. Either way the
-// database is closed when checkDB returns, so that its pages are no longer
-// mapped while etcd's restore maps its copy.
-func checkDB(ctx context.Context, path string, alongside bool) (f Facts, err error) {
+// checkDB checks every page of a snapshot's database that etcd's restore
+// will read, and reads its facts (revision, keys, KV hash), in one open of
+// it. etcd's restore must not open a damaged database: bolt's open then
+// walks every page in a goroutine of its own that panics beyond any
+// recover, and so does bolt's own consistency check (tx.Check) on a database
+// without a synced freelist, which every etcd snapshot is. So the pages are
+// walked here, in this goroutine, where damage is an error: every bucket's
+// keys read through a cursor (bolt checks each page's id and type as it
+// reads it), keys strictly in order, and a read outside the mapped file a
+// panic (debug.SetPanicOnFault) instead of a crash. The database is closed
+// when checkDB returns, so that its pages are no longer mapped while etcd's
+// restore maps its copy.
+func checkDB(ctx context.Context, path string) (f Facts, err error) {
 	defer recoverTo(&err)
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	db, err := bolt.Open(path, 0o400, &bolt.Options{ReadOnly: true, Timeout: 10 * time.Second})
 	if err != nil {
 		return f, fmt.Errorf("open database: %w", err)
 	}
 	defer db.Close()
 	var ks keySpace
-	var ksErr error
-	read := func() {
-		defer recoverTo(&ksErr)
-		ksErr = db.View(func(tx *bolt.Tx) (err error) {
-			ks, err = keySpaceOf(tx, math.MaxInt64, contentAndHashKV)
+	err = db.View(func(tx *bolt.Tx) (err error) {
+		// The key bucket, almost all of the pages, is read once below.
+		if err := walkKeys(tx.Cursor(), schema.Key.Name()); err != nil {
 			return err
-		})
-	}
-	done := make(chan struct{})
-	if alongside {
-		go func() {
-			defer close(done)
-			read()
-		}()
-	}
-	err = db.View(func(tx *bolt.Tx) error {
-		var errs []string
-		for err := range tx.Check() {
-			errs = append(errs, err.Error())
 		}
-		if len(errs) > 0 {
-			return fmt.Errorf("bolt's consistency check found %d errors, the first: %s", len(errs), errs[0])
-		}
-		return nil
+		ks, err = keySpaceOf(tx, math.MaxInt64, contentAndHashKV)
+		return err
 	})
-	if alongside {
-		<-done
-	} else if err == nil {
-		read()
-	}
-	switch {
-	case err != nil:
+	if err != nil {
 		return f, err
-	case ksErr != nil:
-		return f, ksErr
 	}
 	if err := ctx.Err(); err != nil {
 		return f, err
 	}
 	return Facts{Revision: ks.latest, CompactRevision: ks.compacted, Keys: ks.keys, Size: ks.size,
 		KVHash: ks.hashKV, StorageVersion: ks.storageVersion, contentHash: ks.contentHash}, nil
+}
+
+// walkKeys reads every key under c and in the buckets it holds, except the
+// bucket named skip, and refuses keys out of order.
+func walkKeys(c *bolt.Cursor, skip []byte) error {
+	var prev []byte
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if prev != nil && bytes.Compare(prev, k) >= 0 {
+			return fmt.Errorf("key %x after %x: out of order", k, prev)
+		}
+		prev = k
+		if v != nil || bytes.Equal(k, skip) {
+			continue
+		}
+		if b := c.Bucket().Bucket(k); b != nil {
+			if err := walkKeys(b.Cursor(), nil); err != nil {
+				return fmt.Errorf("bucket %s: %w", k, err)
+			}
+		}
+	}
+	return nil
 }
 
 // recoverTo turns a panic of bolt on a corrupt database into an error.
@@ -200,7 +201,12 @@ func (ks *keySpace) hashBoth(keys *bolt.Bucket, rev int64) error {
 	}
 	latest := map[string]last{}
 	c := keys.Cursor()
+	var prev []byte
 	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if prev != nil && bytes.Compare(prev, k) >= 0 {
+			return fmt.Errorf("bucket key: key %x after %x: out of order", k, prev)
+		}
+		prev = k
 		r := mvcc.BytesToRev(k)
 		if r.Main > rev {
 			break

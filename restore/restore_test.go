@@ -3,6 +3,7 @@ package restore
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,11 +15,13 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
 	"go.etcd.io/etcd/etcdutl/v3/snapshot"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/snap"
+	"go.etcd.io/etcd/server/v3/storage/schema"
 
 	"github.com/etcdops/etcdops/backup"
 	"github.com/etcdops/etcdops/internal/etcdtest"
@@ -330,6 +333,15 @@ func TestCorruptSnapshotIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
+	// A page of the key bucket that names another page: bolt's check and
+	// etcd's restore would panic where nothing can recover, this is an error.
+	damaged := read(t, raw)
+	root, pageSize := keyBucketRoot(t, raw)
+	binary.LittleEndian.PutUint64(damaged[root*pageSize:], root+7)
+	os.WriteFile(raw, damaged, 0o600)
+	if _, err := OpenSnapshot(context.Background(), Source{From: raw, SkipHashCheck: true}); err == nil || !strings.Contains(err.Error(), "corrupt database") {
+		t.Errorf("a damaged page passed with --skip-hash-check: %v", err)
+	}
 	// Both of bolt's meta pages broken.
 	broken := read(t, raw)
 	broken[0x30] ^= 0xff
@@ -338,6 +350,26 @@ func TestCorruptSnapshotIsRefused(t *testing.T) {
 	if _, err := OpenSnapshot(context.Background(), Source{From: raw, SkipHashCheck: true}); err == nil {
 		t.Error("a corrupt database without trailer passed with --skip-hash-check")
 	}
+}
+
+// keyBucketRoot returns the page number of the key bucket's root page and
+// the database's page size.
+func keyBucketRoot(t *testing.T, path string) (uint64, uint64) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o400, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var root uint64
+	db.View(func(tx *bolt.Tx) error {
+		root = uint64(tx.Bucket(schema.Key.Name()).Root())
+		return nil
+	})
+	if root == 0 {
+		t.Fatal("the key bucket is inline: no page of its own")
+	}
+	return root, uint64(db.Info().PageSize)
 }
 
 // TestLocalBackupFiles restores from files that `etcdops backup save`
@@ -374,9 +406,9 @@ func TestLocalBackupFiles(t *testing.T) {
 		inPlace        bool
 		checks         string
 	}{
-		{plain, "plain", true, "etcd sha256 trailer, manifest sha256, bolt consistency, manifest revision and keys"},
-		{zst, "zstd", false, "stored sha256, etcd sha256 trailer, manifest sha256, bolt consistency, manifest revision and keys"},
-		{bare, "zstd", false, "etcd sha256 trailer, bolt consistency"},
+		{plain, "plain", true, "etcd sha256 trailer, manifest sha256, bolt pages, manifest revision and keys"},
+		{zst, "zstd", false, "stored sha256, etcd sha256 trailer, manifest sha256, bolt pages, manifest revision and keys"},
+		{bare, "zstd", false, "etcd sha256 trailer, bolt pages"},
 	} {
 		s := openPlain(t, tt.path)
 		if s.Encoding != tt.encoding || (s.path == tt.path) != tt.inPlace || strings.Join(s.Checks, ", ") != tt.checks || s.Keys != 20 {

@@ -67,7 +67,7 @@ type MemberResult struct {
 // How a member's key space was checked against the snapshot.
 const (
 	// CheckedSnapshot: etcd's restore copied it from the snapshot whose
-	// sha256 and bolt consistency were checked; its transactions after
+	// sha256 and pages were checked; its transactions after
 	// the copy (members, consistent index, a revision bump) leave the
 	// earlier revisions alone, so the key space is not read again.
 	CheckedSnapshot = "snapshot"

@@ -23,9 +23,9 @@ unless --config-dir says otherwise; data dirs are written with absolute paths.
 SOURCE is a local snapshot file (as 'etcdctl snapshot save' writes it, or as 'etcdops backup save'
 stored it, with its <file>.json manifest beside it; .zst and .age files are decoded) or a bucket URL
 with --snapshot NAME|latest. Before anything is written the snapshot is checked: etcd's sha256
-trailer, the manifest's sha256s and bolt's consistency check; then the plan is printed, and --dry-run
-stops there. Its revision, key count (against the manifest's) and KV hash are read while the data
-dirs are written; after writing, each data dir is checked against them and the plan.
+trailer, the manifest's sha256s, then every bolt page of its database, read together with its
+revision, key count (against the manifest's) and KV hash; then the plan is printed, and --dry-run
+stops there. After writing, each data dir is checked against them and the plan.
 
 With --to-revision R (or latest: the end of the log) or --to-time TIME (the last revision received at
 or before TIME), SOURCE is a bucket whose --tag has a point-in-time log ('etcdops schedule --pitr'): the
@@ -253,7 +253,7 @@ func printRestoreResult(w io.Writer, r *restore.Result, steps []string) {
 		s := r.Snapshot
 		fmt.Fprintf(w, "restored %d members in %s: %s\n", len(r.Members), r.Duration, strings.Join(how, ", "))
 		fmt.Fprintf(w, "  snapshot checked: %s; revision %d, %d keys, KV hash %d\n", strings.Join(s.Checks, ", "), s.Revision, s.Keys, s.KVHash)
-		fmt.Fprintf(w, "  every data dir checked: the member's own WAL, the cluster's members, revision %d and the KV hash\n", r.Revision)
+		fmt.Fprintf(w, "  every data dir checked: the member's own WAL, the cluster's members, revision %d, and the key space of copies\n", r.Revision)
 	}
 	fmt.Fprintln(w, "next steps:")
 	for _, s := range steps {
