@@ -222,11 +222,7 @@ func (ks *keySpace) hashBoth(keys *bolt.Bucket, rev int64) error {
 			ks.keys++
 		}
 	}
-	content := crc32.New(crc32.MakeTable(crc32.Castagnoli))
-	content.Write(schema.Key.Name())
-	ks.hashKV = hashKeys(keys, rev, func(k, v []byte) bool {
-		content.Write(k)
-		content.Write(v)
+	include := func(k, v []byte) bool {
 		r := mvcc.BytesToRev(k)
 		if r.Main > ks.compacted {
 			return true
@@ -239,8 +235,30 @@ func (ks *keySpace) hashBoth(keys *bolt.Bucket, rev int64) error {
 			}
 		}
 		return !(r.Main == ks.compacted && tomb)
-	})
-	ks.contentHash = content.Sum32()
+	}
+	// Both hashes are hashKeys', in one pass; while no revision is left
+	// out of HashKV, they are one.
+	tab := crc32.MakeTable(crc32.Castagnoli)
+	update := func(h uint32, k, v []byte) uint32 { return crc32.Update(crc32.Update(h, tab, k), tab, v) }
+	hashKV := crc32.Update(0, tab, schema.Key.Name())
+	content, same := hashKV, true
+	c = keys.Cursor()
+	for k, v := c.First(); k != nil && mvcc.BytesToRev(k).Main <= rev; k, v = c.Next() {
+		in := include(k, v)
+		switch {
+		case same && in:
+			hashKV = update(hashKV, k, v)
+			content = hashKV
+		case same:
+			content, same = update(hashKV, k, v), false
+		default:
+			content = update(content, k, v)
+			if in {
+				hashKV = update(hashKV, k, v)
+			}
+		}
+	}
+	ks.hashKV, ks.contentHash = hashKV, content
 	return nil
 }
 
