@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,23 +17,6 @@ import (
 
 	"github.com/etcdops/etcdops/internal/etcdtest"
 )
-
-// snapshotBytes takes a snapshot of the member at ep into memory.
-func snapshotBytes(t *testing.T, cli *clientv3.Client) []byte {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	rc, err := cli.Snapshot(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 // TestRevisionScannerAgreesWithEtcdutl checks the streamed revision against
 // etcdutl's snapshot status (the same code as the stock tool) on databases
@@ -84,7 +66,7 @@ func TestRevisionScannerAgreesWithEtcdutl(t *testing.T) {
 	}
 	for _, step := range steps {
 		step.do()
-		snap := snapshotBytes(t, cli)
+		snap := etcdtest.Snapshot(t, cli)
 		path := filepath.Join(t.TempDir(), "s.db")
 		if err := os.WriteFile(path, snap, 0o600); err != nil {
 			t.Fatal(err)

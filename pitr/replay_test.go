@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
-	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -63,17 +61,7 @@ func newLogFixture(t *testing.T) *logFixture {
 // snapshotDB takes a snapshot of the member and returns its database.
 func snapshotDB(t *testing.T, cli *clientv3.Client) []byte {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	rc, err := cli.Snapshot(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := etcdtest.Snapshot(t, cli)
 	if len(b)%512 != 32 {
 		t.Fatalf("snapshot of %d bytes: expected a database and etcd's 32-byte trailer", len(b))
 	}

@@ -2,6 +2,7 @@ package etcdtest
 
 import (
 	"context"
+	"io"
 	"net/url"
 	"strings"
 	"sync"
@@ -176,6 +177,24 @@ func Put(t testing.TB, cli *clientv3.Client, key, value string) {
 	if _, err := cli.Put(ctx, key, value); err != nil {
 		t.Fatalf("put %s: %v", key, err)
 	}
+}
+
+// Snapshot takes a snapshot of the member cli talks to into memory, as etcd
+// streams it (the database followed by etcd's sha256 trailer).
+func Snapshot(t testing.TB, cli *clientv3.Client) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rc, err := cli.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // EnableAuth adds user root (with the root role) and, without roles, each
