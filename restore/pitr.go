@@ -3,6 +3,7 @@ package restore
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -73,11 +74,11 @@ func OpenPointInTime(ctx context.Context, src Source, to PointInTime) (*Snapshot
 	target := to.Revision
 	if !to.Time.IsZero() {
 		if target, err = pitr.AtTime(l, to.Time, func(n pitr.SegmentName) ([]pitr.Revision, error) { return read(ctx, n) }); err != nil {
-			return nil, nil, err
+			return nil, nil, withRangeTimes(ctx, err, src.Tag, l, read)
 		}
 	}
 	if res.Chain, err = pitr.Plan(l, target); err != nil {
-		return nil, nil, err
+		return nil, nil, withRangeTimes(ctx, err, src.Tag, l, read)
 	}
 	for _, n := range res.Chain.Segments {
 		res.Segments = append(res.Segments, n.String())
@@ -162,4 +163,14 @@ func (s *Snapshot) WriteFile(path string, force bool) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return out.Commit()
+}
+
+// withRangeTimes completes the recoverable ranges of a *pitr.RangeError
+// with the time each ends at, as backup list shows them, so that the
+// error says what can be restored in both revisions and times.
+func withRangeTimes(ctx context.Context, err error, tag string, l pitr.Listing, read pitr.SegmentFunc) error {
+	if re, ok := errors.AsType[*pitr.RangeError](err); ok {
+		re.Ranges = pitr.Recoverable(ctx, tag, l, read).Ranges
+	}
+	return err
 }

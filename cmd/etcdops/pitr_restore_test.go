@@ -111,6 +111,9 @@ func TestPointInTimeCommands(t *testing.T) {
 		if code != 2 || !strings.Contains(errOut, tc.want) || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
 			t.Errorf("%v: exit %d, expected 2 and one line with %q\n%s%s", tc.args, code, tc.want, out, errOut)
 		}
+		if strings.Contains(errOut, " to ?)") {
+			t.Errorf("%v: the range's end time is left unknown: %s", tc.args, errOut)
+		}
 		if _, err := os.Stat(target); !errors.Is(err, os.ErrNotExist) {
 			t.Fatalf("%v wrote %s", tc.args, target)
 		}
