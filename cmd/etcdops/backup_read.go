@@ -292,8 +292,14 @@ func backupPruneCommand() *cli.Command {
 			}
 			defer store.Close()
 			ds, err := backup.Prune(c.Context, store, c.String("tag"), policy, time.Now(), c.Bool("dry-run"), lg)
+			var lds []pitr.LogDecision
 			if ds != nil {
-				if werr := writeDecisions(c, ds); werr != nil {
+				var lerr error
+				lds, lerr = pitr.PruneLog(c.Context, store, ds, c.Bool("dry-run"), lg)
+				err = errors.Join(err, lerr)
+			}
+			if ds != nil {
+				if werr := writeDecisions(c, ds, lds); werr != nil {
 					return errors.Join(err, werr)
 				}
 			}
@@ -302,7 +308,7 @@ func backupPruneCommand() *cli.Command {
 	}
 }
 
-func writeDecisions(c *cli.Context, ds []backup.Decision) error {
+func writeDecisions(c *cli.Context, ds []backup.Decision, lds []pitr.LogDecision) error {
 	type row struct {
 		Name    string   `json:"name"`
 		Keep    bool     `json:"keep"`
@@ -311,6 +317,9 @@ func writeDecisions(c *cli.Context, ds []backup.Decision) error {
 	rows := make([]row, 0, len(ds))
 	for _, d := range ds {
 		rows = append(rows, row{d.Snapshot.Key(), d.Keep, d.Reasons})
+	}
+	for _, d := range lds {
+		rows = append(rows, row{d.Name.String(), false, d.Reasons})
 	}
 	if c.String("write-out") == "json" {
 		return writeJSON(c.App.Writer, rows)
