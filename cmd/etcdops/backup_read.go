@@ -268,7 +268,8 @@ func backupPruneCommand() *cli.Command {
 		Usage:     "remove the snapshots that no --keep-* rule keeps, per tag",
 		UsageText: "etcdops backup prune --from URL [--tag TAG] --keep-daily 7 … [--dry-run]",
 		Description: "Rules as restic's forget: a snapshot kept by any rule is kept. The newest complete snapshot of\n" +
-			"each tag is never removed. Uploads without a manifest older than an hour are removed.",
+			"each tag is never removed. Uploads without a manifest older than an hour are removed. A tag's\n" +
+			"point-in-time log objects (<tag>_log/) that end at or before its oldest kept snapshot are removed.",
 		Flags: append([]cli.Flag{flagFrom, flagTag, flagOutput, flagLogLevel,
 			&cli.BoolFlag{Name: "dry-run", Usage: "print what would be removed and why, remove nothing"}}, keepFlags()...),
 		Action: withBackupFlags(nil, func(c *cli.Context) error {
