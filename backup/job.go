@@ -2,6 +2,7 @@ package backup
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -40,6 +41,9 @@ func Backup(ctx context.Context, store *Store, cfg SaveConfig, policy Policy) (*
 	now := nowOf(cfg)
 	res := &BackupResult{Manifest: m}
 	decisions, err := Prune(ctx, store, m.Tag, policy, now, false, lg)
+	if cfg.AfterPrune != nil && decisions != nil {
+		err = errors.Join(err, cfg.AfterPrune(ctx, store, decisions, lg))
+	}
 	for _, d := range decisions {
 		if d.Removed {
 			res.Pruned++

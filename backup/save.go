@@ -53,6 +53,10 @@ type SaveConfig struct {
 	// At, when set, is the time the snapshot is named after (a schedule's
 	// slot) instead of the time the save starts.
 	At time.Time
+	// AfterPrune, when set, runs after Backup's retention with its
+	// decisions (pitr.PruneLog: the log that the removed snapshots
+	// followed); its error counts as retention's.
+	AfterPrune func(ctx context.Context, store *Store, ds []Decision, lg *zap.Logger) error
 }
 
 // Multipart uploads (S3, GCS, Azure) send parts of uploadPartSize, at most

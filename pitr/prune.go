@@ -106,3 +106,10 @@ func PruneLog(ctx context.Context, store *backup.Store, ds []backup.Decision, dr
 	}
 	return out, nil
 }
+
+// AfterPrune is PruneLog as backup.SaveConfig's AfterPrune: the log
+// retention that follows a save's.
+func AfterPrune(ctx context.Context, store *backup.Store, ds []backup.Decision, lg *zap.Logger) error {
+	_, err := PruneLog(ctx, store, ds, false, lg)
+	return err
+}

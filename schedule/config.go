@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/etcdops/etcdops/backup"
+	"github.com/etcdops/etcdops/pitr"
 )
 
 // JobConfig is a job as written, in a --config file or by flags. Its
@@ -157,6 +158,7 @@ func (jc JobConfig) job(base backup.SaveConfig) (Job, error) {
 		return Job{}, &ConfigError{Job: jc.Name, Field: field, Err: err}
 	}
 	j := Job{Name: jc.Name, To: jc.To, Save: base}
+	j.Save.AfterPrune = pitr.AfterPrune
 	var err error
 	if j.PITR, err = jc.pitrConfig(); err != nil {
 		return Job{}, err

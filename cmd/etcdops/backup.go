@@ -16,6 +16,7 @@ import (
 
 	"github.com/etcdops/etcdops/backup"
 	"github.com/etcdops/etcdops/internal/etcdclient"
+	"github.com/etcdops/etcdops/pitr"
 )
 
 const backupExitCodes = "Exit codes: 0 done, 1 the operation failed (nothing new is visible in the bucket),\n" +
@@ -155,6 +156,7 @@ func backupSaveCommand() *cli.Command {
 				Endpoints: ccfg.Endpoints, Dial: dialer(ccfg), Member: c.String("member"), Tag: c.String("tag"),
 				Codec: codec, CommandTimeout: ccfg.CommandTimeout,
 				Progress: newProgress(c.Bool("quiet")), Logger: lg, EtcdopsVersion: etcdopsVersion(),
+				AfterPrune: pitr.AfterPrune,
 			}, policy)
 			if err != nil {
 				return err

@@ -18,7 +18,7 @@ import (
 // gap records) that end at or before the oldest kept snapshot's revision,
 // keeps a segment that straddles it, prints them with --dry-run (removing
 // nothing), and leaves the chain from the kept snapshot recoverable to the
-// same end, every segment verified.
+// same end, every segment verified; a save's --keep-… does the same.
 func TestPruneRemovesTheLogBeforeTheOldestKeptSnapshot(t *testing.T) {
 	ctx := context.Background()
 	c := etcdtest.StartEmbedded(t, 1)
@@ -109,5 +109,16 @@ func TestPruneRemovesTheLogBeforeTheOldestKeptSnapshot(t *testing.T) {
 	}
 	if len(res.Problems) > 0 || len(res.Ranges) != 1 || res.Ranges[0].From != s2 || res.Ranges[0].To != end {
 		t.Errorf("after prune: ranges %v, problems %v; want revisions %d-%d and no problem", pitr.FormatRanges(res.Ranges), res.Problems, s2, end)
+	}
+
+	// A save's retention (as a schedule's run) prunes the log too: a new
+	// snapshot past the log's end, --keep-last 1, leaves no log object.
+	w.Run(5)
+	out, errOut, code = runEtcdops(t, nil, "backup", "save", "--endpoints="+c.Endpoints()[0], "--to", bucket, "--tag", "t", "--keep-last", "1")
+	if code != 0 {
+		t.Fatalf("save --keep-last 1: exit %d\n%s%s", code, out, errOut)
+	}
+	if after, err := pitr.ListLog(ctx, store, "t"); err != nil || len(after) != 0 {
+		t.Errorf("after save --keep-last 1 past the log's end the log holds %v, %v; want nothing", after, err)
 	}
 }
