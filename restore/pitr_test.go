@@ -33,12 +33,7 @@ func TestPointInTime(t *testing.T) {
 	cli := c.Client()
 	w := pitrtest.NewWorkload(t, cli, 7)
 	w.Run(150)
-	dir := t.TempDir()
-	store, err := backup.OpenStore(ctx, "file://"+dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	dir, store := pitrtest.FileBucket(t)
 	t1 := time.Now().UTC().Truncate(time.Second)
 	s1 := pitrtest.Save(t, store, c.Endpoints(), "t", t1).Revision
 	w.Run(200)

@@ -30,13 +30,8 @@ func TestPointInTimeCommands(t *testing.T) {
 	cli := c.Client()
 	w := pitrtest.NewWorkload(t, cli, 11)
 	w.Run(100)
-	dir := t.TempDir()
+	dir, store := pitrtest.FileBucket(t)
 	bucket := "file://" + dir
-	store, err := backup.OpenStore(ctx, bucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
 	s := pitrtest.Save(t, store, c.Endpoints(), "t", time.Now().UTC().Truncate(time.Second)).Revision
 	w.Run(300)
 	w.Expire(2)

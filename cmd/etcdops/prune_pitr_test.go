@@ -25,13 +25,8 @@ func TestPruneRemovesTheLogBeforeTheOldestKeptSnapshot(t *testing.T) {
 	cli := c.Client()
 	w := pitrtest.NewWorkload(t, cli, 21)
 	w.Run(30)
-	dir := t.TempDir()
+	dir, store := pitrtest.FileBucket(t)
 	bucket := "file://" + dir
-	store, err := backup.OpenStore(ctx, bucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
 	now := time.Now().UTC().Truncate(time.Second)
 	s1 := pitrtest.Save(t, store, c.Endpoints(), "t", now.Add(-2*time.Hour)).Revision
 	w.Run(60)

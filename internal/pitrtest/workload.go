@@ -190,6 +190,19 @@ func Seq(parts ...[]pitr.Revision) iter.Seq2[pitr.Revision, error] {
 	}
 }
 
+// FileBucket opens a file:// bucket in a new temporary dir, closed when the
+// test ends, and returns the dir (the bucket's URL is "file://"+dir).
+func FileBucket(t testing.TB) (string, *backup.Store) {
+	t.Helper()
+	dir := t.TempDir()
+	store, err := backup.OpenStore(context.Background(), "file://"+dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return dir, store
+}
+
 // Save takes a snapshot of the member at endpoints into store under tag,
 // named after at, and returns its manifest.
 func Save(t testing.TB, store *backup.Store, endpoints []string, tag string, at time.Time) *backup.Manifest {
