@@ -179,8 +179,12 @@ func TestRunStopsAtAnUnhealthyCluster(t *testing.T) {
 	}
 	c.Members[2].Restart(t)
 	after, _, _ := status(t, c)
-	if fmt.Sprint(after) != fmt.Sprint(before) {
-		t.Errorf("sizes changed: %v to %v", before, after)
+	for name, size := range after {
+		// A restarted member may commit (and grow) as it catches up; a
+		// defragmented one would shrink.
+		if size < before[name] {
+			t.Errorf("%s shrank from %d to %d bytes: sizes %v to %v", name, before[name], size, before, after)
+		}
 	}
 }
 

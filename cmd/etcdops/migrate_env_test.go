@@ -385,8 +385,10 @@ func (m *migration) checkLoad(w *etcdtest.Writer, q *etcdtest.QuorumWatcher, mem
 
 // maxDroppedPerLeaderMove bounds the writes that one leadership transfer
 // may fail at 500 writes/s: the transfer takes a few milliseconds on
-// loopback (0–4 failed writes seen), longer when the two cores are busy.
-const maxDroppedPerLeaderMove = 8
+// loopback (0–4 failed writes seen), longer when the suite keeps the two
+// cores busy (9 and 17 seen: ~20-40 ms of writes). The bound is what ~50 ms
+// of writes can be; the kinds of failure and the window are checked apart.
+const maxDroppedPerLeaderMove = 24
 
 // droppedByTransfer reports whether err is how etcd fails a write sent while
 // leadership moves: the old leader drops proposals ("raft proposal
