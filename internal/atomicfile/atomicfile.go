@@ -75,22 +75,25 @@ func sameFile(f *os.File, path string) (bool, error) {
 	return os.SameFile(a, b), nil
 }
 
-// Commit fsyncs the data, renames the .part over the path and fsyncs the directory. On error the
-// .part is removed and the old file, if any, is left as it was.
+// Commit fsyncs the data, renames the .part over the path and fsyncs the directory. The lock is held
+// until the rename is done: a Create that starts meanwhile fails with ErrBusy or finds no .part, never
+// the finished data to truncate. On error the .part is removed and the old file, if any, is left as it was.
 func (f *File) Commit() error {
 	if f.done {
 		return fmt.Errorf("%s: already closed", f.path)
 	}
 	f.done = true
 	err := f.Sync()
-	if cerr := f.File.Close(); err == nil {
-		err = cerr
-	}
 	if err == nil {
 		err = os.Rename(f.Name(), f.path)
 	}
 	if err != nil {
 		os.Remove(f.Name())
+	}
+	if cerr := f.File.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return err
 	}
 	return SyncDir(filepath.Dir(f.path))

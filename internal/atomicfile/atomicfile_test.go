@@ -128,3 +128,43 @@ func TestLockDirExcludesAnotherHolder(t *testing.T) {
 		t.Error("LockDir of a missing directory succeeded")
 	}
 }
+
+// Writers racing on one path never leave a short file there: a writer that finds the .part of one
+// that is committing fails with ErrBusy or starts a new .part, never truncates the finished one.
+func TestRacingWritersNeverTruncateACommittedFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	data := make([]byte, 64<<10)
+	if err := WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			for {
+				select {
+				case <-done:
+					errs <- nil
+					return
+				default:
+				}
+				if err := WriteFile(path, data, 0o600); err != nil && !errors.Is(err, ErrBusy) {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for range 3000 {
+		if fi, err := os.Stat(path); err != nil || fi.Size() != int64(len(data)) {
+			close(done)
+			t.Fatalf("%s: %v, want a file of %d bytes", path, err, len(data))
+		}
+	}
+	close(done)
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
