@@ -160,6 +160,9 @@ func Parse(args []string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := applyDefaultGates(cfg.Embed); err != nil {
+		return nil, err
+	}
 	cfg.Warnings = append(cfg.Warnings, deprecated...)
 	return cfg, nil
 }

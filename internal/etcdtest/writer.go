@@ -5,11 +5,15 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	_ "google.golang.org/grpc/health" // the client side of HealthCheckDialOptions
 
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -37,6 +41,10 @@ type WriterConfig struct {
 	TLS *TLSFiles
 	// Username and Password authenticate the client when set.
 	Username, Password string
+	// HealthCheck makes the client watch each member's gRPC health
+	// service and send nothing to a member that reports NOT_SERVING
+	// (etcd's StopGRPCServiceOnDefrag), as HealthCheckDialOptions says.
+	HealthCheck bool
 }
 
 func (c *WriterConfig) setDefaults() {
@@ -79,6 +87,21 @@ type WriterStats struct {
 	// MaxLag is the longest a write started after its time in the
 	// schedule (all workers busy, or the writer starved of CPU).
 	MaxLag time.Duration
+	// Latencies are the acknowledged writes' latencies, in the order
+	// they were acknowledged.
+	Latencies []time.Duration
+}
+
+// Percentile returns the latency that the fraction p (0 to 1) of the
+// acknowledged writes did not exceed, 0 without any.
+func (s WriterStats) Percentile(p float64) time.Duration {
+	if len(s.Latencies) == 0 {
+		return 0
+	}
+	sorted := slices.Clone(s.Latencies)
+	slices.Sort(sorted)
+	i := int(math.Ceil(p*float64(len(sorted)))) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
 }
 
 // Rate returns the writes issued per second over the run.
@@ -123,7 +146,11 @@ type Writer struct {
 func StartWriter(t testing.TB, endpoints []string, cfg WriterConfig) *Writer {
 	t.Helper()
 	cfg.setDefaults()
-	cli, err := clientv3.New(clientConfig(t, endpoints, cfg.TLS, cfg.Username, cfg.Password, cfg.AutoSync))
+	ccfg := clientConfig(t, endpoints, cfg.TLS, cfg.Username, cfg.Password, cfg.AutoSync)
+	if cfg.HealthCheck {
+		ccfg.DialOptions = append(ccfg.DialOptions, HealthCheckDialOptions()...)
+	}
+	cli, err := clientv3.New(ccfg)
 	if err != nil {
 		t.Fatalf("writer client of %v: %v", endpoints, err)
 	}
@@ -197,6 +224,7 @@ func (w *Writer) put(i int, due time.Time) {
 	w.stats.Acked++
 	w.acked[key] = value
 	w.stats.MaxLatency = max(w.stats.MaxLatency, took)
+	w.stats.Latencies = append(w.stats.Latencies, took)
 }
 
 // Done is closed when the writer has stopped, by itself or by Stop.
@@ -208,6 +236,7 @@ func (w *Writer) Stats() WriterStats {
 	defer w.mu.Unlock()
 	s := w.stats
 	s.Failures = append([]WriteFailure(nil), s.Failures...)
+	s.Latencies = slices.Clone(s.Latencies)
 	return s
 }
 
@@ -293,6 +322,21 @@ func (w *Writer) Check(t testing.TB, endpoints []string) {
 	defer cancel()
 	if err := w.Verify(ctx, cli); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// HealthCheckDialOptions make an etcd 3.6 client use gRPC health checking:
+// its balancer (round_robin, set by the client's resolver without a
+// healthCheckConfig) then sends no request to a member whose health service
+// reports NOT_SERVING, as etcd's does during a defragmentation with the
+// StopGRPCServiceOnDefrag feature gate. The resolver's service config is
+// ignored for this default one; the health check itself is registered by
+// importing google.golang.org/grpc/health, which clientv3 does not do
+// (etcd's server packages, linked here, do).
+func HealthCheckDialOptions() []grpc.DialOption {
+	return []grpc.DialOption{
+		grpc.WithDisableServiceConfig(),
+		grpc.WithDefaultServiceConfig(`{"loadBalancingPolicy":"round_robin","healthCheckConfig":{"serviceName":""}}`),
 	}
 }
 
