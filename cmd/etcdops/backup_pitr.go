@@ -6,7 +6,6 @@ import (
 	"io"
 	"slices"
 	"strings"
-	"time"
 
 	"filippo.io/age"
 	"github.com/urfave/cli/v2"
@@ -65,16 +64,9 @@ func rangeOf(rs []pitr.Range, rev int64) *pitr.Range {
 	return nil
 }
 
+// printRecovery prints a tag's log: its segments, the revisions and times it can restore to, its gaps.
 func printRecovery(w io.Writer, r pitr.Recovery) {
-	var parts []string
-	for _, x := range r.Ranges {
-		to := "?"
-		if x.ToTime != nil {
-			to = x.ToTime.UTC().Format(time.DateTime)
-		}
-		parts = append(parts, fmt.Sprintf("%d-%d (%s to %s)", x.From, x.To, x.FromTime.UTC().Format(time.DateTime), to))
-	}
-	fmt.Fprintf(w, "log of %s: %d segments; recoverable revisions %s", r.Tag, r.Segments, strings.Join(parts, ", "))
+	fmt.Fprintf(w, "log of %s: %d segments; recoverable %s", r.Tag, r.Segments, pitr.FormatRanges(r.Ranges))
 	for _, h := range r.Holes {
 		why := "segments missing"
 		if h.Recorded {

@@ -136,7 +136,7 @@ func checkListAndVerify(t *testing.T, bucket, dir string, segs []pitr.SegmentNam
 	t.Helper()
 	out, errOut, code := runEtcdops(t, nil, "backup", "list", "--from", bucket)
 	want := fmt.Sprintf("log of t: %d segments; recoverable revisions %d-%d (", len(segs), s, end)
-	if code != 0 || !strings.Contains(out, want) || !strings.Contains(out, last.UTC().Format(time.DateTime)+")") {
+	if code != 0 || !strings.Contains(out, want) || !strings.Contains(out, last.UTC().Format(time.RFC3339)+")") {
 		t.Fatalf("backup list: exit %d, expected %q and the last revision's time\n%s%s", code, want, out, errOut)
 	}
 	out, errOut, code = runEtcdops(t, nil, "backup", "list", "--from", bucket, "-w", "json")
