@@ -44,7 +44,7 @@ func BenchmarkDefrag(b *testing.B) {
 		}
 		b.Cleanup(func() { os.RemoveAll(work) })
 	}
-	snap := fragmentedSnapshot(b, work, mib)
+	snap := fragmentedSnapshot(b, work, mib, 3)
 	var results []defragBench
 	for _, gate := range gates {
 		for _, way := range []string{defragWayStock, defragWayEtcdops} {
@@ -91,6 +91,14 @@ func (r defragBench) label() string {
 }
 
 func (r defragBench) String() string {
+	kinds := map[string]int{}
+	for _, f := range r.writes.Failures {
+		kinds[f.Err.Error()]++
+	}
+	return fmt.Sprintf("%s; failures by error: %v", r.summary(), kinds)
+}
+
+func (r defragBench) summary() string {
 	return fmt.Sprintf("%.1fs (members %v), db %d → %d MiB, %d elections, %d failed writes (%d dropped at the move), put p50 %v p99 %v max %v, %.0f writes/s",
 		r.total.Seconds(), r.members, r.before>>20, r.after>>20, r.elections, r.writes.Failed, r.dropped,
 		r.writes.Percentile(0.5).Round(100*time.Microsecond), r.writes.Percentile(0.99).Round(100*time.Microsecond),
@@ -107,12 +115,8 @@ func benchDefragWay(b *testing.B, work, snap, way string, gate bool, idle time.D
 	}
 	defer os.RemoveAll(dir)
 	specs := etcdtest.SpecsNamed(b, dir, "a", "b", "c")
-	for i, s := range specs {
-		cmd := exec.Command(etcdtest.Tool(b, "etcdutl"), "snapshot", "restore", snap, "--name", s.Name, "--data-dir", s.DataDir,
-			"--initial-cluster", s.InitialCluster, "--initial-cluster-token", s.Token, "--initial-advertise-peer-urls", s.PeerURL)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			b.Fatalf("restore %s: %v\n%s", s.Name, err, out)
-		}
+	restoreSpecs(b, snap, specs)
+	for i := range specs {
 		specs[i].Extra = []string{"--feature-gates=StopGRPCServiceOnDefrag=" + strconv.FormatBool(gate)}
 	}
 	procs := etcdtest.StartProcesses(b, specs, etcdtest.EtcdopsBin(b), "serve")
@@ -227,11 +231,25 @@ func clusterTerm(b *testing.B, cli *clientv3.Client, eps []string) (term uint64,
 	return term, size
 }
 
+// restoreSpecs restores snap into the data dir of each spec with stock
+// etcdutl, as the members of one cluster.
+func restoreSpecs(tb testing.TB, snap string, specs []etcdtest.MemberSpec) {
+	tb.Helper()
+	for _, s := range specs {
+		cmd := exec.Command(etcdtest.Tool(tb, "etcdutl"), "snapshot", "restore", snap, "--name", s.Name, "--data-dir", s.DataDir,
+			"--initial-cluster", s.InitialCluster, "--initial-cluster-token", s.Token, "--initial-advertise-peer-urls", s.PeerURL)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			tb.Fatalf("restore %s: %v\n%s", s.Name, err, out)
+		}
+	}
+}
+
 // fragmentedSnapshot fills a stock etcd member (without fsync, which a fill
 // does not need) with ~mib MiB of 3900-byte values in transactions of 100,
-// deletes 3 of every 5 blocks of 100 keys, compacts, and saves a snapshot:
-// a database of ~mib MiB with ~60% free.
-func fragmentedSnapshot(b *testing.B, work string, mib int) string {
+// deletes deleteOf5 of every 5 blocks of 100 keys, compacts, and saves a
+// snapshot: a database of ~mib MiB with deleteOf5/5 of it free.
+func fragmentedSnapshot(b testing.TB, work string, mib, deleteOf5 int) string {
+	b.Helper()
 	spec := etcdtest.SpecsNamed(b, filepath.Join(work, "fill"), "fill")
 	p := &etcdtest.Process{Spec: spec[0], Binary: etcdtest.Tool(b, "etcd")}
 	p.Spec.Extra = []string{"--unsafe-no-fsync", "--quota-backend-bytes=17179869184", "--log-level=warn"}
@@ -261,7 +279,9 @@ func fragmentedSnapshot(b *testing.B, work string, mib int) string {
 			}
 		}()
 	}
-	benchSay("filling a stock member with %d keys of 3900 bytes", blocks*100)
+	if _, ok := b.(*testing.B); ok {
+		benchSay("filling a stock member with %d keys of 3900 bytes", blocks*100)
+	}
 	for blk := range blocks {
 		select {
 		case jobs <- blk:
@@ -273,7 +293,7 @@ func fragmentedSnapshot(b *testing.B, work string, mib int) string {
 	wg.Wait()
 	var rev int64
 	for blk := range blocks {
-		if blk%5 < 3 {
+		if blk%5 < deleteOf5 {
 			resp, err := cli.Delete(ctx, fmt.Sprintf("/fill/%06d/", blk), clientv3.WithPrefix())
 			if err != nil {
 				b.Fatalf("delete: %v", err)
@@ -288,7 +308,9 @@ func fragmentedSnapshot(b *testing.B, work string, mib int) string {
 	if err != nil {
 		b.Fatal(err)
 	}
-	benchSay("filled: %d MiB, %d MiB in use", st.DbSize>>20, st.DbSizeInUse>>20)
+	if _, ok := b.(*testing.B); ok {
+		benchSay("filled: %d MiB, %d MiB in use", st.DbSize>>20, st.DbSizeInUse>>20)
+	}
 	snap := filepath.Join(work, "snap.db")
 	etcdtest.Etcdctl(b, []string{spec[0].ClientURL}, "snapshot", "save", snap)
 	p.Kill(b)

@@ -19,8 +19,9 @@ import (
 
 // End-to-end tests of `etcdops defrag` with real processes: a 3-member
 // `etcdops serve` cluster with client-certificate TLS and a stock etcd 3.6
-// cluster, each grown, mostly deleted, then compacted and defragmented by
-// the command under 500 writes/s through etcd's client.
+// cluster, each restored from a database of ~256 MiB that is 80% free, grown
+// a little, mostly deleted, then compacted and defragmented by the command
+// under 500 writes/s through etcd's client.
 
 // defragCluster is a cluster of member processes and the client to reach it.
 type defragCluster struct {
@@ -30,7 +31,9 @@ type defragCluster struct {
 	cli   *clientv3.Client
 }
 
-func startDefragCluster(t *testing.T, server string, withTLS bool) *defragCluster {
+// startDefragCluster starts a cluster of server ("serve" or a stock tool),
+// its members restored from snap when it is not "".
+func startDefragCluster(t *testing.T, server string, withTLS bool, snap string) *defragCluster {
 	t.Helper()
 	specs := etcdtest.Specs(t, 3, t.TempDir())
 	d := &defragCluster{t: t}
@@ -39,6 +42,9 @@ func startDefragCluster(t *testing.T, server string, withTLS bool) *defragCluste
 		specs = etcdtest.WithTLS(t, specs, ca)
 		pair := ca.Issue(t, "client")
 		d.tls = &etcdtest.TLSFiles{CAFile: ca.CertFile, CertFile: pair.CertFile, KeyFile: pair.KeyFile}
+	}
+	if snap != "" {
+		restoreSpecs(t, snap, specs)
 	}
 	bin, command := etcdtest.EtcdopsBin(t), []string{"serve"}
 	if server != "serve" {
@@ -174,6 +180,10 @@ func (d *defragCluster) defrag(onEvent func(map[string]any), args ...string) def
 }
 
 func TestDefragLiveCluster(t *testing.T) {
+	// A few hundred MiB, most of it free, made once without fsync and
+	// restored into each cluster: growing it through raft would write it
+	// to every member's WAL and database with fsync.
+	snap := fragmentedSnapshot(t, t.TempDir(), 256, 4)
 	for _, tt := range []struct {
 		name, server string
 		tls          bool
@@ -182,9 +192,21 @@ func TestDefragLiveCluster(t *testing.T) {
 		{"stock etcd 3.6", etcdtest.StockEtcd, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			d := startDefragCluster(t, tt.server, tt.tls)
-			d.grow(24)
+			d := startDefragCluster(t, tt.server, tt.tls, snap)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			resp, err := d.cli.Get(ctx, "/grow-pad")
+			cancel()
+			if err != nil {
+				t.Fatal(err)
+			}
+			firstGrown := resp.Header.Revision + 1
+			d.grow(4)
 			before := d.states()
+			for name, s := range before {
+				if s.size < 200<<20 {
+					t.Fatalf("member %s: database of %d MiB, want a few hundred", name, s.size>>20)
+				}
+			}
 
 			// --dry-run changes nothing: no compaction, no file shrinks.
 			r := d.defrag(nil, d.args("--dry-run", "--compact", "--compact-keep-revisions", "100")...)
@@ -192,8 +214,8 @@ func TestDefragLiveCluster(t *testing.T) {
 				r.events[1]["event"] != "plan" || r.finished() == nil {
 				t.Fatalf("dry run: want a compaction line, a plan line and a finished line: %v", r)
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_, err := d.cli.Get(ctx, "/grow-pad", clientv3.WithRev(2))
+			ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+			_, err = d.cli.Get(ctx, "/grow-pad", clientv3.WithRev(firstGrown))
 			cancel()
 			if err != nil {
 				t.Errorf("dry run compacted: %v", err)
@@ -204,7 +226,8 @@ func TestDefragLiveCluster(t *testing.T) {
 				}
 			}
 
-			w := etcdtest.StartWriter(t, d.procs.Endpoints(), etcdtest.WriterConfig{Rate: 500, Duration: 5 * time.Minute, TLS: d.tls})
+			w := etcdtest.StartWriter(t, d.procs.Endpoints(), etcdtest.WriterConfig{Rate: 500, Duration: 5 * time.Minute, TLS: d.tls,
+				Workers: 1000}) // puts waiting on a defragmenting member must not hold back the schedule
 			q := etcdtest.StartQuorumWatcher(t, d.procs.Endpoints(), d.tls, 3*time.Second)
 			r = d.defrag(nil, d.args("--compact", "--compact-keep-revisions", "100", "--min-free", "8MiB")...)
 			ws, qs := w.Stop(), q.Stop()
@@ -279,7 +302,7 @@ func checkDefragLoad(t *testing.T, r defragRun, ws etcdtest.WriterStats, qs etcd
 // defragmented stops the run before its turn (exit 1, naming it), and the
 // leader is left as it was: not defragmented, still leading.
 func TestDefragStopsWhenAMemberDies(t *testing.T) {
-	d := startDefragCluster(t, "serve", false)
+	d := startDefragCluster(t, "serve", false, "")
 	d.grow(24)
 	before := d.states()
 	var victim string
