@@ -40,7 +40,7 @@ func Backup(ctx context.Context, store *Store, cfg SaveConfig, policy Policy) (*
 	}
 	now := nowOf(cfg)
 	res := &BackupResult{Manifest: m}
-	decisions, err := Prune(ctx, store, m.Tag, policy, now, false, lg)
+	decisions, err := Prune(ctx, store, m.Tag, policy, cfg.KeepMore, now, false, lg)
 	if cfg.AfterPrune != nil && decisions != nil {
 		err = errors.Join(err, cfg.AfterPrune(ctx, store, decisions, lg))
 	}

@@ -57,6 +57,9 @@ type SaveConfig struct {
 	// decisions (pitr.PruneLog: the log that the removed snapshots
 	// followed); its error counts as retention's.
 	AfterPrune func(ctx context.Context, store *Store, ds []Decision, lg *zap.Logger) error
+	// KeepMore, when set, keeps more than the policy in Backup's retention
+	// (pitr.KeepWithin: a log's point-in-time window).
+	KeepMore KeepMore
 }
 
 // Multipart uploads (S3, GCS, Azure) send parts of uploadPartSize, at most

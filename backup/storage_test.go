@@ -96,7 +96,7 @@ func TestEveryBackend(t *testing.T) {
 					}
 				}
 			}
-			ds, err := backup.Prune(ctx, store, "zst", backup.Policy{Last: 1}, time.Now(), false, nil)
+			ds, err := backup.Prune(ctx, store, "zst", backup.Policy{Last: 1}, nil, time.Now(), false, nil)
 			if err != nil || len(ds) != 3 {
 				t.Fatalf("prune: %v %v", ds, err)
 			}

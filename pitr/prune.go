@@ -1,10 +1,12 @@
 package pitr
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -112,4 +114,83 @@ func PruneLog(ctx context.Context, store *backup.Store, ds []backup.Decision, dr
 func AfterPrune(ctx context.Context, store *backup.Store, ds []backup.Decision, lg *zap.Logger) error {
 	_, err := PruneLog(ctx, store, ds, false, lg)
 	return err
+}
+
+// KeepWithin decides, for the tag l lists, which more snapshots retention
+// keeps so that every point within d before its newest snapshot stays
+// recoverable (the window is measured from the newest snapshot, not from
+// now, so that a stopped log never ages away): the newest snapshot taken
+// at or before that time (the oldest when none is), and each later one
+// that starts a recoverable range (the first after a hole of the log).
+// It sets Keep on their decisions in ds, saying why; the log after them
+// stays, as DecideLog keeps what follows the oldest kept snapshot.
+// Decisions of other tags, and a listing without a log, are left alone.
+func KeepWithin(ds []backup.Decision, l Listing, d time.Duration) {
+	bases := slices.Clone(l.Bases)
+	if len(l.Log) == 0 || len(bases) == 0 || d <= 0 {
+		return
+	}
+	slices.SortFunc(bases, func(a, b Base) int { return cmp.Or(a.Time.Compare(b.Time), cmp.Compare(a.Revision, b.Revision)) })
+	from := bases[len(bases)-1].Time.Add(-d)
+	start := bases[0]
+	for _, b := range bases {
+		if !b.Time.After(from) {
+			start = b
+		}
+	}
+	keep := map[string]string{start.Name: fmt.Sprintf("start of the %s point-in-time window", d)}
+	rs, _ := Ranges(l)
+	for _, r := range rs {
+		if r.From <= start.Revision {
+			continue
+		}
+		for _, b := range bases {
+			if b.Revision == r.From {
+				keep[b.Name] = fmt.Sprintf("start of a recoverable range in the %s point-in-time window", d)
+			}
+		}
+	}
+	for i := range ds {
+		why, ok := keep[ds[i].Snapshot.Key()]
+		if !ok {
+			continue
+		}
+		if !ds[i].Keep {
+			ds[i].Keep, ds[i].Reasons = true, nil
+		}
+		ds[i].Reasons = append(ds[i].Reasons, why)
+	}
+}
+
+// KeepLogWithin is KeepWithin as backup.Prune's KeepMore: it lists each
+// tag of ds (its snapshots' manifests and its log) and keeps what the
+// tag's log needs for every point within d before its newest snapshot. A
+// tag that cannot be listed stops the prune.
+func KeepLogWithin(d time.Duration) backup.KeepMore {
+	return func(ctx context.Context, store *backup.Store, ds []backup.Decision) error {
+		seen := map[string]bool{}
+		for _, x := range ds {
+			tag := x.Snapshot.Name.Tag
+			if seen[tag] {
+				continue
+			}
+			seen[tag] = true
+			l, err := List(ctx, store, tag)
+			if err != nil {
+				return fmt.Errorf("point-in-time window of %s: %w", tag, err)
+			}
+			KeepWithin(ds, l, d)
+		}
+		return nil
+	}
+}
+
+// ParseWindow parses a point-in-time window (KeepWithin's d): a duration,
+// 0 for none.
+func ParseWindow(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%q: expected a duration of 0 or more, such as 24h or 168h", s)
+	}
+	return d, nil
 }

@@ -42,6 +42,9 @@ type JobConfig struct {
 	PITR            bool   `json:"pitr,omitempty"`
 	PITRInterval    string `json:"pitr-interval,omitempty"`
 	PITRSegmentSize string `json:"pitr-segment-size,omitempty"`
+	// PITRKeepWithin keeps every point of the log within it before the
+	// newest snapshot recoverable, whatever the keep-* rules drop.
+	PITRKeepWithin string `json:"pitr-keep-within,omitempty"`
 }
 
 // ConfigError is a job setting that is refused. Field is the setting's
@@ -203,6 +206,12 @@ func (jc JobConfig) job(base backup.SaveConfig) (Job, error) {
 	j.Policy = backup.Policy{Last: jc.KeepLast, Hourly: jc.KeepHourly, Daily: jc.KeepDaily, Weekly: jc.KeepWeekly, Monthly: jc.KeepMonthly, Within: within}
 	if err := j.Policy.Validate(); err != nil {
 		return bad("keep", err)
+	}
+	if p := j.PITR; p != nil && p.KeepWithin > 0 {
+		if j.Policy.Empty() {
+			return bad("pitr-keep-within", errors.New("given without a keep-* rule: it keeps more than they do, and without one nothing is pruned"))
+		}
+		j.Save.KeepMore = pitr.KeepLogWithin(p.KeepWithin)
 	}
 	if j.Jitter, err = duration(jc.Jitter); err != nil || j.Jitter < 0 {
 		return bad("jitter", fmt.Errorf("%q: expected a duration such as 5m", jc.Jitter))

@@ -23,11 +23,18 @@ type PITR struct {
 	// Member, when set, streams only while this member leads the tag's
 	// election (serve: one member of the cluster streams at a time).
 	Member string
+	// KeepWithin, when positive, is the job's point-in-time window: its
+	// retention keeps every point of the log within it recoverable
+	// (pitr.KeepWithin).
+	KeepWithin time.Duration
 }
 
 // pitrConfig validates a job's log settings; nil when it has none.
 func (jc JobConfig) pitrConfig() (*PITR, error) {
 	if !jc.PITR {
+		if jc.PITRKeepWithin != "" {
+			return nil, &ConfigError{Job: jc.Name, Field: "pitr-keep-within", Err: errors.New("given without pitr: it keeps the change log that pitr turns on")}
+		}
 		if jc.PITRInterval != "" || jc.PITRSegmentSize != "" {
 			return nil, &ConfigError{Job: jc.Name, Field: "pitr", Err: errors.New("not set: pitr-interval and pitr-segment-size tune the log it turns on")}
 		}
@@ -50,6 +57,13 @@ func (jc JobConfig) pitrConfig() (*PITR, error) {
 			return nil, &ConfigError{Job: jc.Name, Field: "pitr-segment-size", Err: fmt.Errorf("%q: expected a size from 1KiB to 1GiB, such as 16MiB", jc.PITRSegmentSize)}
 		}
 		p.SegmentSize = int(n)
+	}
+	if jc.PITRKeepWithin != "" {
+		d, err := pitr.ParseWindow(jc.PITRKeepWithin)
+		if err != nil {
+			return nil, &ConfigError{Job: jc.Name, Field: "pitr-keep-within", Err: err}
+		}
+		p.KeepWithin = d
 	}
 	return p, nil
 }

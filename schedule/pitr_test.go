@@ -28,12 +28,29 @@ func TestPITRConfig(t *testing.T) {
 	if p := jobs[1].PITR; p == nil || p.Interval != pitr.DefaultInterval || p.SegmentSize != pitr.DefaultSegmentSize {
 		t.Errorf("job b's log: %+v", p)
 	}
+	if jobs[0].Save.KeepMore != nil || jobs[1].Save.KeepMore != nil {
+		t.Errorf("jobs without pitr-keep-within keep more than their policy")
+	}
+	jcs, err = LoadConfig(writeConfig(t, "jobs:\n  - {name: a, cron: '@hourly', to: 'mem://', keep-last: 2, pitr: true, pitr-keep-within: 36h}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if jobs, err = Jobs(jcs, base); err != nil {
+		t.Fatal(err)
+	}
+	if p := jobs[0].PITR; p.KeepWithin != 36*time.Hour || jobs[0].Save.KeepMore == nil || jobs[0].Policy.Last != 2 {
+		t.Errorf("pitr-keep-within 36h: window %s, keep-more set %v, policy %+v", p.KeepWithin, jobs[0].Save.KeepMore != nil, jobs[0].Policy)
+	}
 	for _, tc := range []struct{ name, yaml, want string }{
 		{"pitr without cron", "jobs:\n  - {name: a, to: 'mem://', pitr: true}\n", `job "a": pitr: needs cron`},
 		{"bad interval", "jobs:\n  - {name: a, cron: '@hourly', to: 'mem://', pitr: true, pitr-interval: 0s}\n", `job "a": pitr-interval: "0s": expected a duration from 10ms to 1h`},
 		{"bad size", "jobs:\n  - {name: a, cron: '@hourly', to: 'mem://', pitr: true, pitr-segment-size: 16 megs}\n", `job "a": pitr-segment-size: "16 megs": expected a size from 1KiB to 1GiB`},
 		{"tiny size", "jobs:\n  - {name: a, cron: '@hourly', to: 'mem://', pitr: true, pitr-segment-size: 10}\n", `pitr-segment-size: "10"`},
 		{"tuning without pitr", "jobs:\n  - {name: a, cron: '@hourly', to: 'mem://', pitr-interval: 1s}\n", `job "a": pitr: not set`},
+		{"window without pitr", "jobs:\n  - {name: a, cron: '@hourly', to: 'mem://', keep-last: 1, pitr-keep-within: 24h}\n", `job "a": pitr-keep-within: given without pitr`},
+		{"window without a keep rule", "jobs:\n  - {name: a, cron: '@hourly', to: 'mem://', pitr: true, pitr-keep-within: 24h}\n", `job "a": pitr-keep-within: given without a keep-* rule`},
+		{"malformed window", "jobs:\n  - {name: a, cron: '@hourly', to: 'mem://', keep-last: 1, pitr: true, pitr-keep-within: 7d}\n", `job "a": pitr-keep-within: "7d": expected a duration of 0 or more`},
+		{"negative window", "jobs:\n  - {name: a, cron: '@hourly', to: 'mem://', keep-last: 1, pitr: true, pitr-keep-within: -1h}\n", `pitr-keep-within: "-1h": expected a duration`},
 	} {
 		jcs, err := LoadConfig(writeConfig(t, tc.yaml))
 		if err == nil {

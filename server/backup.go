@@ -30,19 +30,20 @@ import (
 // which beats the file, which applies even though the file replaces etcd's
 // own flags.
 var backupKeys = map[string]string{
-	"cron":          "take a backup at `SPEC` (5 cron fields, @hourly, \"@every 30m\"; UTC unless CRON_TZ=Zone): every member may set it, one member takes each slot",
-	"to":            "bucket `URL` for the member's scheduled backups",
-	"tag":           "name the scheduled backups `TAG`_<slot time> (default: cluster-<cluster ID>)",
-	"compress":      "compress the scheduled backups with zstd",
-	"pitr":          "also stream every change to the bucket between backups (point-in-time recovery); one member streams at a time",
-	"keep-last":     "after each scheduled backup keep the `N` newest of the tag",
-	"keep-hourly":   "… and the newest of each of the last `N` hours",
-	"keep-daily":    "… and the newest of each of the last `N` days",
-	"keep-weekly":   "… and the newest of each of the last `N` weeks",
-	"keep-monthly":  "… and the newest of each of the last `N` months",
-	"keep-within":   "… and every one within `DURATION` of the newest",
-	"stall-timeout": "fail a scheduled backup when the bucket moves no byte for `DURATION` (default 1m)",
-	"user":          "take the scheduled backups as etcd user `NAME` when auth is on (snapshots need the root role); its password only in ETCDOPS_BACKUP_PASSWORD or the config file key backup-password",
+	"cron":             "take a backup at `SPEC` (5 cron fields, @hourly, \"@every 30m\"; UTC unless CRON_TZ=Zone): every member may set it, one member takes each slot",
+	"to":               "bucket `URL` for the member's scheduled backups",
+	"tag":              "name the scheduled backups `TAG`_<slot time> (default: cluster-<cluster ID>)",
+	"compress":         "compress the scheduled backups with zstd",
+	"pitr":             "also stream every change to the bucket between backups (point-in-time recovery); one member streams at a time",
+	"pitr-keep-within": "with --backup-pitr, keep every point of the log within `DURATION` before the newest backup recoverable, whatever --backup-keep-* drop",
+	"keep-last":        "after each scheduled backup keep the `N` newest of the tag",
+	"keep-hourly":      "… and the newest of each of the last `N` hours",
+	"keep-daily":       "… and the newest of each of the last `N` days",
+	"keep-weekly":      "… and the newest of each of the last `N` weeks",
+	"keep-monthly":     "… and the newest of each of the last `N` months",
+	"keep-within":      "… and every one within `DURATION` of the newest",
+	"stall-timeout":    "fail a scheduled backup when the bucket moves no byte for `DURATION` (default 1m)",
+	"user":             "take the scheduled backups as etcd user `NAME` when auth is on (snapshots need the root role); its password only in ETCDOPS_BACKUP_PASSWORD or the config file key backup-password",
 }
 
 // backupPassword is the one backup key with no flag, so that the password
@@ -132,7 +133,8 @@ func (f *flagSet) backupJob(configFile string, cfg *Config) (*schedule.JobConfig
 		}
 		return "--backup-" + k
 	}
-	jc := &schedule.JobConfig{Name: "backup", Cron: vals["cron"], To: vals["to"], Tag: vals["tag"], KeepWithin: vals["keep-within"]}
+	jc := &schedule.JobConfig{Name: "backup", Cron: vals["cron"], To: vals["to"], Tag: vals["tag"], KeepWithin: vals["keep-within"],
+		PITRKeepWithin: vals["pitr-keep-within"]}
 	if jc.Cron == "" {
 		return nil, fmt.Errorf("--backup-cron: required with the other backup settings (%s)", name(firstKey(vals)))
 	}

@@ -65,6 +65,10 @@ func keepFlags() []cli.Flag {
 	}
 }
 
+// flagPITRKeepWithin is the point-in-time window of backup prune and schedule.
+var flagPITRKeepWithin = &cli.StringFlag{Name: "pitr-keep-within",
+	Usage: "keep every point of a tag's change log within `DURATION` before its newest snapshot recoverable (the newest snapshot before that stays, with the log after it), whatever the --keep-* rules drop"}
+
 func policyFrom(c *cli.Context) (backup.Policy, error) {
 	p := backup.Policy{Last: c.Int("keep-last"), Hourly: c.Int("keep-hourly"), Daily: c.Int("keep-daily"),
 		Weekly: c.Int("keep-weekly"), Monthly: c.Int("keep-monthly"), Within: c.Duration("keep-within")}

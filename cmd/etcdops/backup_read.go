@@ -269,8 +269,11 @@ func backupPruneCommand() *cli.Command {
 		UsageText: "etcdops backup prune --from URL [--tag TAG] --keep-daily 7 … [--dry-run]",
 		Description: "Rules as restic's forget: a snapshot kept by any rule is kept. The newest complete snapshot of\n" +
 			"each tag is never removed. Uploads without a manifest older than an hour are removed. A tag's\n" +
-			"point-in-time log objects (<tag>_log/) that end at or before its oldest kept snapshot are removed.",
-		Flags: append([]cli.Flag{flagFrom, flagTag, flagOutput, flagLogLevel,
+			"point-in-time log objects (<tag>_log/) that end at or before its oldest kept snapshot are removed.\n" +
+			"--pitr-keep-within D keeps, for each tag with a log, every point within D before its newest\n" +
+			"snapshot recoverable: the newest snapshot taken at or before then, and any later one that starts\n" +
+			"a range after a gap of the log, stay with the log after them.",
+		Flags: append([]cli.Flag{flagFrom, flagTag, flagOutput, flagLogLevel, flagPITRKeepWithin,
 			&cli.BoolFlag{Name: "dry-run", Usage: "print what would be removed and why, remove nothing"}}, keepFlags()...),
 		Action: withBackupFlags(nil, func(c *cli.Context) error {
 			if err := noArgsAndFormat(c); err != nil {
@@ -283,6 +286,16 @@ func backupPruneCommand() *cli.Command {
 			if _, err := backup.ApplyPolicy(nil, policy, time.Now()); err != nil {
 				return err
 			}
+			var more backup.KeepMore
+			if c.IsSet(flagPITRKeepWithin.Name) {
+				d, err := pitr.ParseWindow(c.String(flagPITRKeepWithin.Name))
+				if err != nil {
+					return usageError(fmt.Errorf("--%s: %w", flagPITRKeepWithin.Name, err))
+				}
+				if d > 0 {
+					more = pitr.KeepLogWithin(d)
+				}
+			}
 			lg, err := newLogger(c.String("log-level"))
 			if err != nil {
 				return err
@@ -292,7 +305,7 @@ func backupPruneCommand() *cli.Command {
 				return err
 			}
 			defer store.Close()
-			ds, err := backup.Prune(c.Context, store, c.String("tag"), policy, time.Now(), c.Bool("dry-run"), lg)
+			ds, err := backup.Prune(c.Context, store, c.String("tag"), policy, more, time.Now(), c.Bool("dry-run"), lg)
 			var lds []pitr.LogDecision
 			if ds != nil {
 				var lerr error

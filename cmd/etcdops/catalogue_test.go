@@ -105,6 +105,9 @@ var catalogue = []badInput{
 	{cmd: "backup prune", args: []string{"--from", "$BUCKET", "--keep-last", "-3"}, code: 2, want: []string{"--keep-last", "expected a count of 0 or more"}},
 	{cmd: "backup prune", args: []string{"--from", "$BUCKET", "--keep-within", "-1h"}, code: 2, want: []string{"--keep-within", "expected a positive duration"}},
 	{cmd: "backup prune", args: []string{"--from", "$BUCKET", "--keep-last", "1", "extra"}, code: 2, want: []string{`unexpected argument "extra"`}},
+	{cmd: "backup prune", args: []string{"--from", "$BUCKET", "--keep-last", "1", "--pitr-keep-within", "7d"}, code: 2, want: []string{"--pitr-keep-within", `"7d"`, "expected a duration of 0 or more"}},
+	{cmd: "backup prune", args: []string{"--from", "$S3", "--keep-last", "1", "--pitr-keep-within", "-1h"}, code: 2, want: []string{"--pitr-keep-within", `"-1h"`, "expected a duration of 0 or more"}},
+	{cmd: "backup prune", args: []string{"--from", "$BUCKET", "--pitr-keep-within", "24h"}, code: 2, want: []string{"no --keep-*", "refusing to remove every snapshot"}},
 
 	// restore: no data dir, no config file.
 	{cmd: "restore", args: []string{"--from", "$SNAP"}, code: 2, want: []string{"--initial-cluster", "expected name=peerURL"}},
@@ -171,6 +174,13 @@ var catalogue = []badInput{
 	{cmd: "schedule", args: []string{"--endpoints", "$EP", "--config", "jobs.yml"}, code: 2, want: []string{"--config jobs.yml", `job "a": pitr: needs cron`},
 		files: map[string]string{"jobs.yml": "jobs:\n  - {name: a, to: 'mem://', pitr: true}\n"}},
 	{cmd: "serve", args: []string{"--backup-cron", "@hourly", "--backup-to", "$BUCKET", "--backup-pitr=maybe"}, code: 2, want: []string{"--backup-pitr", `"maybe"`, "expected true or false"}},
+	{cmd: "schedule", args: []string{"--endpoints", "$EP", "--cron", "@hourly", "--to", "$BUCKET", "--keep-last", "1", "--pitr-keep-within", "24h"}, code: 2, want: []string{"--pitr-keep-within", "given without pitr"}},
+	{cmd: "schedule", args: []string{"--endpoints", "$EP", "--cron", "@hourly", "--to", "$BUCKET", "--pitr", "--pitr-keep-within", "24h"}, code: 2, want: []string{"--pitr-keep-within", "given without a keep-* rule"}},
+	{cmd: "schedule", args: []string{"--endpoints", "$EP", "--cron", "@hourly", "--to", "$BUCKET", "--pitr", "--keep-last", "1", "--pitr-keep-within", "1 day"}, code: 2, want: []string{"--pitr-keep-within", `"1 day"`, "expected a duration"}},
+	{cmd: "schedule", args: []string{"--endpoints", "$EP", "--config", "jobs.yml"}, code: 2, want: []string{"--config jobs.yml", `job "a": pitr-keep-within: "-2h"`, "expected a duration"},
+		files: map[string]string{"jobs.yml": "jobs:\n  - {name: a, cron: '@hourly', to: 'mem://', keep-last: 1, pitr: true, pitr-keep-within: -2h}\n"}},
+	{cmd: "serve", args: []string{"--backup-cron", "@hourly", "--backup-to", "$BUCKET", "--backup-keep-last", "1", "--backup-pitr-keep-within", "24h"}, code: 2, want: []string{"--backup-pitr-keep-within", "given without pitr"}},
+	{cmd: "serve", args: []string{"--backup-cron", "@hourly", "--backup-to", "$BUCKET", "--backup-pitr", "--backup-keep-last", "1", "--backup-pitr-keep-within", "soon"}, code: 2, want: []string{"--backup-pitr-keep-within", `"soon"`, "expected a duration"}},
 	{cmd: "systemd backup", args: []string{"--name", "x", "--", "--endpoints", "$EP", "--cron", "0 0 30 2 *", "--to", "$BUCKET"}, code: 2, want: []string{`--cron: cron spec "0 0 30 2 *"`, "no run in the next five years"}},
 
 	// systemd unit: no file written.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -115,5 +116,75 @@ func TestPruneRemovesTheLogBeforeTheOldestKeptSnapshot(t *testing.T) {
 	}
 	if after, err := pitr.ListLog(ctx, store, "t"); err != nil || len(after) != 0 {
 		t.Errorf("after save --keep-last 1 past the log's end the log holds %v, %v; want nothing", after, err)
+	}
+}
+
+// TestPruneKeepsThePointInTimeWindow: backup prune --keep-last 1
+// --pitr-keep-within D keeps, of a tag with a log, the newest snapshot
+// taken at or before D before its newest one, with the log after it, so
+// that every revision from there is still recoverable (a revision between
+// the two kept snapshots is planned from the older one); older snapshots
+// and the log before it go. --dry-run says why each stays.
+func TestPruneKeepsThePointInTimeWindow(t *testing.T) {
+	ctx := context.Background()
+	c := etcdtest.StartEmbedded(t, 1)
+	cli := c.Client()
+	w := pitrtest.NewWorkload(t, cli, 22)
+	w.Run(20)
+	dir, store := pitrtest.FileBucket(t)
+	bucket := "file://" + dir
+	now := time.Now().UTC().Truncate(time.Second)
+	s1 := pitrtest.Save(t, store, c.Endpoints(), "t", now.Add(-3*time.Hour)).Revision
+	w.Run(40)
+	s2 := pitrtest.Save(t, store, c.Endpoints(), "t", now.Add(-2*time.Hour)).Revision
+	w.Run(40)
+	s3 := pitrtest.Save(t, store, c.Endpoints(), "t", now.Add(-time.Hour)).Revision
+	w.Run(20)
+	end := w.Rev()
+	pitrtest.WriteSegments(t, store, "t", backup.Codec{}, pitrtest.WatchLog(t, cli, s1+1, end, w.TTLs), 15)
+
+	out, errOut, code := runEtcdops(t, nil, "backup", "prune", "--from", bucket, "--keep-last", "1", "--pitr-keep-within", "45m", "--dry-run")
+	if code != 0 || !strings.Contains(out, "start of the 45m0s point-in-time window") {
+		t.Fatalf("prune --dry-run: exit %d, no reason for the window's snapshot\n%s%s", code, out, errOut)
+	}
+	out, errOut, code = runEtcdops(t, nil, "backup", "prune", "--from", bucket, "--keep-last", "1", "--pitr-keep-within", "45m")
+	if code != 0 {
+		t.Fatalf("prune: exit %d\n%s%s", code, out, errOut)
+	}
+	l, err := pitr.List(ctx, store, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []int64
+	for _, b := range l.Bases {
+		kept = append(kept, b.Revision)
+	}
+	slices.Sort(kept)
+	if !reflect.DeepEqual(kept, []int64{s2, s3}) {
+		t.Errorf("after prune --keep-last 1 --pitr-keep-within 45m: snapshots at revisions %v, want %d and %d", kept, s2, s3)
+	}
+	for _, n := range l.Log {
+		if n.Last <= s2 {
+			t.Errorf("log object %s ends at or before the window's snapshot (revision %d): not removed", n, s2)
+		}
+	}
+	res, err := pitr.Verify(ctx, "t", l, pitr.Reader(store, nil), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Problems) > 0 || len(res.Ranges) != 1 || res.Ranges[0].From != s2 || res.Ranges[0].To != end {
+		t.Errorf("after prune: ranges %s, problems %v; want revisions %d-%d", pitr.FormatRanges(res.Ranges), res.Problems, s2, end)
+	}
+	if ch, err := pitr.Plan(l, s3-1); err != nil || ch.Base.Revision != s2 {
+		t.Errorf("revision %d, inside the window: %+v, %v; want it planned from the snapshot at %d", s3-1, ch, err, s2)
+	}
+
+	// Without the window, --keep-last 1 leaves the newest snapshot only.
+	out, errOut, code = runEtcdops(t, nil, "backup", "prune", "--from", bucket, "--keep-last", "1")
+	if code != 0 {
+		t.Fatalf("prune: exit %d\n%s%s", code, out, errOut)
+	}
+	if snaps, err := store.List(ctx, "t", false); err != nil || len(snaps) != 1 {
+		t.Errorf("after prune --keep-last 1: %v snapshots, %v; want 1", snaps, err)
 	}
 }

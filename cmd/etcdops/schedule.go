@@ -13,7 +13,7 @@ import (
 // jobFlags are the flags a --config file replaces.
 var jobFlags = []string{"cron", "verify-cron", "to", "tag", "member", "compress", "age-recipient", "age-recipients-file",
 	"keep-last", "keep-hourly", "keep-daily", "keep-weekly", "keep-monthly", "keep-within",
-	"jitter", "catch-up", "heartbeat-url", "heartbeat-fail-url", "pitr", "pitr-interval", "pitr-segment-size"}
+	"jitter", "catch-up", "heartbeat-url", "heartbeat-fail-url", "pitr", "pitr-interval", "pitr-segment-size", "pitr-keep-within"}
 
 func scheduleCommand() *cli.Command {
 	flags := append(clientFlags(), saveFlags(false)...)
@@ -29,6 +29,7 @@ func scheduleCommand() *cli.Command {
 		&cli.BoolFlag{Name: "pitr", Usage: "also stream every change to the bucket between snapshots (point-in-time recovery; needs --cron)"},
 		&cli.StringFlag{Name: "pitr-interval", Usage: "flush the change log to the bucket every `DURATION` (default 1s)"},
 		&cli.StringFlag{Name: "pitr-segment-size", Usage: "flush the change log sooner when `SIZE` of changes wait (default 16MiB)"},
+		flagPITRKeepWithin,
 		&cli.StringFlag{Name: "metrics-addr", Usage: "serve /metrics and /healthz on `HOST:PORT`"},
 		&cli.DurationFlag{Name: "max-age", Usage: "/healthz answers 503 when a job's last success is older than `DURATION`"},
 		flagIdentity, flagSpool, flagStall, flagLogLevel,
@@ -127,7 +128,12 @@ func scheduleConfig(c *cli.Context) (schedule.Config, error) {
 	jc := schedule.JobConfig{Name: name, Cron: c.String("cron"), VerifyCron: c.String("verify-cron"), To: c.String("to"),
 		Tag: c.String("tag"), Member: c.String("member"), Jitter: c.String("jitter"), CatchUp: c.String("catch-up"),
 		HeartbeatURL: c.String("heartbeat-url"), HeartbeatFailURL: c.String("heartbeat-fail-url"),
-		PITR: c.Bool("pitr"), PITRInterval: c.String("pitr-interval"), PITRSegmentSize: c.String("pitr-segment-size")}
+		PITR: c.Bool("pitr"), PITRInterval: c.String("pitr-interval"), PITRSegmentSize: c.String("pitr-segment-size"),
+		PITRKeepWithin: c.String("pitr-keep-within"),
+		KeepLast:       policy.Last, KeepHourly: policy.Hourly, KeepDaily: policy.Daily, KeepWeekly: policy.Weekly, KeepMonthly: policy.Monthly}
+	if policy.Within > 0 {
+		jc.KeepWithin = policy.Within.String()
+	}
 	jobs, err := schedule.Jobs([]schedule.JobConfig{jc}, base)
 	var ce *schedule.ConfigError
 	if errors.As(err, &ce) {
@@ -136,7 +142,7 @@ func scheduleConfig(c *cli.Context) (schedule.Config, error) {
 	if err != nil {
 		return cfg, usageError(err)
 	}
-	jobs[0].Save.Codec, jobs[0].Policy = codec, policy
+	jobs[0].Save.Codec = codec
 	cfg.Jobs = jobs
 	return cfg, nil
 }
