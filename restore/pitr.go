@@ -68,7 +68,7 @@ func OpenPointInTime(ctx context.Context, src Source, to PointInTime) (*Snapshot
 	if err != nil {
 		return nil, nil, err
 	}
-	read := pitr.Reader(store, src.Identities)
+	read := listedRead(pitr.Reader(store, src.Identities))
 	res := &PointInTimeResult{}
 	res.Ranges, _ = pitr.Ranges(l)
 	target := to.Revision
@@ -86,6 +86,9 @@ func OpenPointInTime(ctx context.Context, src Source, to PointInTime) (*Snapshot
 	lg.Info("point in time planned", zap.Int64("revision", res.Chain.Target), zap.String("snapshot", res.Chain.Base.Name),
 		zap.Int("segments", len(res.Chain.Segments)))
 	snap, err := store.Find(ctx, res.Chain.Base.Name, src.Tag)
+	if errors.Is(err, backup.ErrNotFound) {
+		return nil, nil, &GoneError{Object: "snapshot " + res.Chain.Base.Name, Err: err}
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -99,6 +102,33 @@ func OpenPointInTime(ctx context.Context, src Source, to PointInTime) (*Snapshot
 		return nil, nil, err
 	}
 	return s, res, nil
+}
+
+// GoneError is an object that a point-in-time restore listed and planned
+// with and that was gone when it came to read it: a prune removed it
+// meanwhile. The restore uses what it listed and stops; nothing is
+// restored, and a rerun plans from what the bucket holds then.
+type GoneError struct {
+	// Object says which: "snapshot NAME" or "log segment NAME".
+	Object string
+	Err    error
+}
+
+func (e *GoneError) Error() string {
+	return fmt.Sprintf("%s was listed when the restore was planned and is gone now (removed by a prune since?): nothing was restored; run it again to plan from what the bucket holds: %v", e.Object, e.Err)
+}
+
+func (e *GoneError) Unwrap() error { return e.Err }
+
+// listedRead is read with a segment that is gone told as a *GoneError.
+func listedRead(read pitr.SegmentFunc) pitr.SegmentFunc {
+	return func(ctx context.Context, n pitr.SegmentName) ([]pitr.Revision, error) {
+		revs, err := read(ctx, n)
+		if errors.Is(err, backup.ErrNoObject) {
+			return nil, &GoneError{Object: "log segment " + n.String(), Err: err}
+		}
+		return revs, err
+	}
 }
 
 // replayOnto checks the fetched snapshot base, replays the chain onto its

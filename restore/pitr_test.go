@@ -4,15 +4,18 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"filippo.io/age"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/etcdops/etcdops/backup"
 	"github.com/etcdops/etcdops/internal/etcdtest"
@@ -171,5 +174,60 @@ func restoreAndCompare(t *testing.T, cli *clientv3.Client, s *Snapshot, rev int6
 				t.Fatalf("restored key %s on lease %x: the restored member's lease: %+v, %v", g.Key, g.Lease, ttl, err)
 			}
 		}
+	}
+}
+
+// TestPointInTimeObjectGoneAfterPlanning: a restore uses what it listed; a
+// snapshot or a segment of its chain removed after it planned (a prune
+// running meanwhile) fails it with an error that names the object and says
+// it was listed, and leaves nothing behind in the spool directory.
+func TestPointInTimeObjectGoneAfterPlanning(t *testing.T) {
+	ctx := context.Background()
+	c := etcdtest.StartEmbedded(t, 1)
+	cli := c.Client()
+	w := pitrtest.NewWorkload(t, cli, 11)
+	w.Run(40)
+	dir, store := pitrtest.FileBucket(t)
+	m := pitrtest.Save(t, store, c.Endpoints(), "t", time.Now().UTC().Truncate(time.Second))
+	w.Run(80)
+	end := w.Rev()
+	segs := pitrtest.WriteSegments(t, store, "t", backup.Codec{Compress: true}, pitrtest.WatchLog(t, cli, m.Revision+1, end, w.TTLs), 20)
+	if len(segs) < 3 {
+		t.Fatalf("fixture: %d segments", len(segs))
+	}
+	for _, tc := range []struct {
+		name   string
+		remove string // the object removed once the restore has planned
+		is     error
+	}{
+		{"a segment", segs[len(segs)-2].String(), backup.ErrNoObject},
+		{"the snapshot", m.Name, backup.ErrNotFound},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			spool := t.TempDir()
+			planned := false
+			aside := filepath.Join(t.TempDir(), "aside")
+			t.Cleanup(func() { os.Rename(aside, filepath.Join(dir, tc.remove)) })
+			lg := zap.New(zapcore.RegisterHooks(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zap.DebugLevel), func(e zapcore.Entry) error {
+				if e.Message == "point in time planned" && !planned {
+					planned = true
+					if err := os.Rename(filepath.Join(dir, tc.remove), aside); err != nil {
+						t.Error(err)
+					}
+				}
+				return nil
+			}))
+			src := Source{From: "file://" + dir, Tag: "t", SpoolDir: spool, Logger: lg}
+			s, _, err := OpenPointInTime(ctx, src, PointInTime{Revision: pitr.Latest})
+			if !planned {
+				t.Fatal("the restore never logged its plan")
+			}
+			if s != nil || !errors.Is(err, tc.is) || !strings.Contains(err.Error(), tc.remove) || !strings.Contains(err.Error(), "listed") {
+				t.Errorf("restore with %s gone after planning: %v; want an error that names it as listed and gone", tc.remove, err)
+			}
+			if left, _ := os.ReadDir(spool); len(left) > 0 {
+				t.Errorf("the failed restore left %v in its spool directory", left)
+			}
+		})
 	}
 }
