@@ -44,7 +44,7 @@ func BenchmarkDefrag(b *testing.B) {
 		}
 		b.Cleanup(func() { os.RemoveAll(work) })
 	}
-	snap := fragmentedSnapshot(b, work, mib, 3)
+	snap := fragmentedSnapshot(b, work, mib, 40)
 	var results []defragBench
 	for _, gate := range gates {
 		for _, way := range []string{defragWayStock, defragWayEtcdops} {
@@ -246,9 +246,10 @@ func restoreSpecs(tb testing.TB, snap string, specs []etcdtest.MemberSpec) {
 
 // fragmentedSnapshot fills a stock etcd member (without fsync, which a fill
 // does not need) with ~mib MiB of 3900-byte values in transactions of 100,
-// deletes deleteOf5 of every 5 blocks of 100 keys, compacts, and saves a
-// snapshot: a database of ~mib MiB with deleteOf5/5 of it free.
-func fragmentedSnapshot(b testing.TB, work string, mib, deleteOf5 int) string {
+// keeps keepPercent of the blocks of 100 keys, spread evenly, deletes the rest,
+// compacts, and saves a snapshot: a database of ~mib MiB with about
+// 100-keepPercent % of it free.
+func fragmentedSnapshot(b testing.TB, work string, mib, keepPercent int) string {
 	b.Helper()
 	spec := etcdtest.SpecsNamed(b, filepath.Join(work, "fill"), "fill")
 	p := &etcdtest.Process{Spec: spec[0], Binary: etcdtest.Tool(b, "etcd")}
@@ -293,7 +294,7 @@ func fragmentedSnapshot(b testing.TB, work string, mib, deleteOf5 int) string {
 	wg.Wait()
 	var rev int64
 	for blk := range blocks {
-		if blk%5 < deleteOf5 {
+		if (blk+1)*keepPercent/100 == blk*keepPercent/100 { // kept blocks spread evenly
 			resp, err := cli.Delete(ctx, fmt.Sprintf("/fill/%06d/", blk), clientv3.WithPrefix())
 			if err != nil {
 				b.Fatalf("delete: %v", err)

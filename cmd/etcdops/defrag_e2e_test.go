@@ -19,7 +19,7 @@ import (
 
 // End-to-end tests of `etcdops defrag` with real processes: a 3-member
 // `etcdops serve` cluster with client-certificate TLS and a stock etcd 3.6
-// cluster, each restored from a database of ~256 MiB that is 80% free, grown
+// cluster, each restored from a database of ~256 MiB that is 95% free, grown
 // a little, mostly deleted, then compacted and defragmented by the command
 // under 500 writes/s through etcd's client.
 
@@ -180,10 +180,12 @@ func (d *defragCluster) defrag(onEvent func(map[string]any), args ...string) def
 }
 
 func TestDefragLiveCluster(t *testing.T) {
-	// A few hundred MiB, most of it free, made once without fsync and
+	// A few hundred MiB, 95% of it free, made once without fsync and
 	// restored into each cluster: growing it through raft would write it
-	// to every member's WAL and database with fsync.
-	snap := fragmentedSnapshot(t, t.TempDir(), 256, 4)
+	// to every member's WAL and database with fsync. What stays in use is
+	// small, so that a member's defragmentation stays well below the quorum
+	// watcher's timeout, which a sample that reaches that member waits out.
+	snap := fragmentedSnapshot(t, t.TempDir(), 256, 5)
 	for _, tt := range []struct {
 		name, server string
 		tls          bool
@@ -262,6 +264,13 @@ func TestDefragLiveCluster(t *testing.T) {
 			}
 			checkDefragLoad(t, r, ws, qs)
 			w.Check(t, d.procs.Endpoints())
+			// etcdops serve turns StopGRPCServiceOnDefrag on (stock etcd
+			// leaves it off): its members report NOT_SERVING while they run.
+			for _, p := range d.procs.Procs {
+				if got := strings.Contains(p.Output(), `"reason":"defrag is active"`); got != (tt.server == "serve") {
+					t.Errorf("member %s: gRPC health set NOT_SERVING during its defrag: %v, want %v", p.Spec.Name, got, tt.server == "serve")
+				}
+			}
 		})
 	}
 }
