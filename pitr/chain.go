@@ -45,6 +45,11 @@ type Hole struct {
 	// Recorded says a gap object records it (the streamer could not
 	// resume); else segments are missing without a record.
 	Recorded bool `json:"recorded"`
+	// BeforeLog says the hole ends at the snapshot the log starts from:
+	// revisions after an older snapshot (taken while the streamer started,
+	// or before the tag had a log) that no streamer was there to log, not
+	// segments lost.
+	BeforeLog bool `json:"before_log,omitempty"`
 }
 
 // Chain is a restore's plan: the snapshot to start from and the segments
@@ -197,6 +202,10 @@ func Ranges(l Listing) (rs []Range, holes []Hole) {
 			ends = append(ends, tail)
 		}
 	}
+	logStart := int64(math.MaxInt64)
+	for _, n := range l.Log {
+		logStart = min(logStart, n.First)
+	}
 	for i, end := range ends {
 		h := Hole{From: rs[i].To + 1, To: end - 1}
 		for _, n := range l.Log {
@@ -204,6 +213,8 @@ func Ranges(l Listing) (rs []Range, holes []Hole) {
 				h.Recorded = true
 			}
 		}
+		// The log's first revision follows the snapshot that ends the hole.
+		h.BeforeLog = !h.Recorded && i+1 < len(rs) && logStart == rs[i+1].From+1
 		holes = append(holes, h)
 	}
 	return rs, holes

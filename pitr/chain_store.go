@@ -126,7 +126,7 @@ func Verify(ctx context.Context, tag string, l Listing, read SegmentFunc, ahead 
 	}
 	slices.Sort(res.Problems)
 	for _, h := range res.Holes {
-		if !h.Recorded {
+		if !h.Recorded && !h.BeforeLog {
 			res.Problems = append(res.Problems, fmt.Sprintf("revisions %d-%d: no segment holds them and no gap records why (segments lost)", h.From, h.To))
 		}
 	}

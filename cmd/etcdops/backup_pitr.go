@@ -69,8 +69,11 @@ func printRecovery(w io.Writer, r pitr.Recovery) {
 	fmt.Fprintf(w, "log of %s: %d segments; recoverable %s", r.Tag, r.Segments, pitr.FormatRanges(r.Ranges))
 	for _, h := range r.Holes {
 		why := "segments missing"
-		if h.Recorded {
+		switch {
+		case h.Recorded:
 			why = "recorded"
+		case h.BeforeLog:
+			why = "before the log started"
 		}
 		fmt.Fprintf(w, "; gap %d-%d (%s)", h.From, h.To, why)
 	}
