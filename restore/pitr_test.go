@@ -1,7 +1,6 @@
 package restore
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -150,30 +149,19 @@ func restoreAndCompare(t *testing.T, cli *clientv3.Client, s *Snapshot, rev int6
 		t.Fatal(err)
 	}
 	r := etcdtest.StartEmbeddedSpecs(t, specs)
-	got, err := r.Client().Get(ctx, "\x00", clientv3.WithFromKey())
+	got, err := pitrtest.ReadState(ctx, r.Client(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := cli.Get(ctx, "\x00", clientv3.WithFromKey(), clientv3.WithRev(rev))
+	want, err := pitrtest.ReadState(ctx, cli, rev)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Header.Revision != rev || len(got.Kvs) != len(want.Kvs) {
-		t.Fatalf("restored member at revision %d with %d keys, expected %d with %d", got.Header.Revision, len(got.Kvs), rev, len(want.Kvs))
+	if err := pitrtest.SameState(got, want); err != nil {
+		t.Fatalf("restored member: %v", err)
 	}
-	for i, g := range got.Kvs {
-		w := want.Kvs[i]
-		if !bytes.Equal(g.Key, w.Key) || !bytes.Equal(g.Value, w.Value) || g.CreateRevision != w.CreateRevision ||
-			g.ModRevision != w.ModRevision || g.Version != w.Version || g.Lease != w.Lease {
-			t.Fatalf("restored %s c%d m%d v%d lease %x, the member had %s c%d m%d v%d lease %x",
-				g.Key, g.CreateRevision, g.ModRevision, g.Version, g.Lease, w.Key, w.CreateRevision, w.ModRevision, w.Version, w.Lease)
-		}
-		if g.Lease != 0 {
-			ttl, err := r.Client().TimeToLive(ctx, clientv3.LeaseID(g.Lease))
-			if err != nil || ttl.TTL <= 0 {
-				t.Fatalf("restored key %s on lease %x: the restored member's lease: %+v, %v", g.Key, g.Lease, ttl, err)
-			}
-		}
+	if err := pitrtest.CheckLeases(ctx, r.Client(), got); err != nil {
+		t.Fatalf("restored member: %v", err)
 	}
 }
 

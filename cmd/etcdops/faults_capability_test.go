@@ -70,6 +70,18 @@ var capabilityFaults = []capabilityRow{
 		"slot claims of three members",
 		"all claim the same slot; a member stops as it revokes the lease of a claim it lost; a member without quorum claims",
 		"exactly one claim wins per slot; the losing claim returns (its revoke is bounded, shutdown never waits on it); none without quorum"},
+	{"pitr-streamer-killed", "TestPITRStockEtcd36", "cmd/etcdops",
+		"`schedule --pitr` of a 3-member stock etcd 3.6.16 cluster to MinIO (zstd, age) under 1,000 writes/s of puts, deletes, multi-key transactions and keys on leases that expire, compacted every 2 s to a revision already logged",
+		"SIGKILL while a segment upload is in flight, then started again",
+		"the log contiguous from a snapshot, no gap, a revision in two segments identical; `backup verify --pitr` passes; `restore` to 5 random revisions (one read while no streamer ran, one before the kill, both compacted in the source since), to a time and to latest equals the source at that revision, key by key (value, create and mod revision, version, lease)"},
+	{"pitr-source-etcd-3.5", "TestPITRStockEtcd35", "cmd/etcdops",
+		"`schedule --config` with two `pitr: true` jobs of a stock etcd 3.5.35 member, to fake-gcs-server and to Azurite (zstd, age), under 1,000 writes/s of the same mix",
+		"compacted every 2 s to the lower end of the two logs",
+		"both logs contiguous, `backup verify --pitr` passes; `restore` from each to a random revision, and from Azurite to latest, equals the source key by key"},
+	{"pitr-serve-streamer-killed", "TestServeBackupPITRTakeover", "cmd/etcdops",
+		"three `serve --backup-pitr` members logging to MinIO",
+		"SIGKILL of the elected streamer",
+		"another member is elected and streams; the log contiguous from a snapshot through the writes after the kill, a revision in two segments identical"},
 }
 
 // TestCapabilityFaultsAreTests checks that every capability row names a

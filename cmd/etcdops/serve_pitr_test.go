@@ -8,9 +8,9 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/etcdops/etcdops/backup"
 	"github.com/etcdops/etcdops/internal/etcdtest"
 	"github.com/etcdops/etcdops/internal/objtest"
+	"github.com/etcdops/etcdops/internal/pitrtest"
 	"github.com/etcdops/etcdops/pitr"
 )
 
@@ -21,11 +21,7 @@ func TestServeBackupPITRTakeover(t *testing.T) {
 	bucket := objtest.S3(t).NewBucket(t)
 	c := etcdtest.StartServeCluster(t, 3, "--backup-cron", "@every 1h", "--backup-to", bucket, "--backup-tag", "t", "--backup-pitr", "--backup-compress")
 	cli := etcdtest.NewClient(t, c.Endpoints()...)
-	store, err := backup.OpenStore(context.Background(), bucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := pitrtest.OpenBucket(t, bucket)
 	ctx := context.Background()
 
 	streamer := func() (string, error) {
@@ -92,43 +88,10 @@ func TestServeBackupPITRTakeover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	names, err := pitr.ListLog(ctx, store, "t")
-	if err != nil {
-		t.Fatal(err)
-	}
-	snaps, err := store.List(ctx, "t", true)
-	if err != nil || len(names) == 0 {
-		t.Fatalf("snapshots: %v; log %v", err, names)
-	}
-	// The log starts right after a snapshot (the streamer's first, or
-	// the schedule's).
-	next1 := names[0].First
-	based := false
-	for _, s := range snaps {
-		based = based || s.Complete() && s.Manifest.Revision+1 >= next1 && s.Manifest.Revision <= names[0].Last
-	}
-	if !based {
-		t.Fatalf("the log starts at %d, after no snapshot", next1)
-	}
-	overlaps := 0
-	for _, n := range names {
-		if n.Gap {
-			t.Fatalf("gap %s recorded", n)
-		}
-		if n.First > next1 {
-			t.Fatalf("log holds %s after revision %d: a hole", n, next1-1)
-		}
-		if n.First < next1 {
-			overlaps++
-		}
-		if _, err := pitr.ReadSegment(ctx, store, n, nil); err != nil {
-			t.Fatal(err)
-		}
-		next1 = max(next1, n.Last+1)
-	}
-	if next1 <= end {
-		t.Fatalf("log ends at %d, before %d", next1-1, end)
+	l := readContiguousLog(t, store, "t", nil)
+	if l.last < end {
+		t.Fatalf("log ends at %d, before %d", l.last, end)
 	}
 	t.Logf("streamer %s killed, %s took over; %d segments (%d overlapping) from snapshot %s to revision %d",
-		first, next, len(names), overlaps, snap.Key(), next1-1)
+		first, next, l.segments, l.overlaps, snap.Key(), l.last)
 }

@@ -48,66 +48,88 @@ func (w *Workload) value() string {
 	return fmt.Sprintf("v%d-%s", w.rnd.Uint32(), strings.Repeat("x", w.rnd.IntN(200)))
 }
 
-func (w *Workload) grant(ttl int64) clientv3.LeaseID {
-	resp, err := w.cli.Grant(context.Background(), ttl)
+func (w *Workload) grant(ctx context.Context, ttl int64) (clientv3.LeaseID, error) {
+	resp, err := w.cli.Grant(ctx, ttl)
 	if err != nil {
-		w.t.Fatal(err)
+		return 0, err
 	}
 	w.leases = append(w.leases, resp.ID)
 	w.TTLs[int64(resp.ID)] = ttl
-	return resp.ID
+	return resp.ID, nil
 }
 
 // Run does n operations.
 func (w *Workload) Run(n int) {
 	w.t.Helper()
-	ctx := context.Background()
 	for range n {
-		var err error
-		switch op := w.rnd.IntN(100); {
-		case op < 40:
-			_, err = w.cli.Put(ctx, w.key(), w.value())
-		case op < 50:
-			_, err = w.cli.Delete(ctx, w.key())
-		case op < 53:
-			_, err = w.cli.Delete(ctx, fmt.Sprintf("/k/%02d/", w.rnd.IntN(4)), clientv3.WithPrefix())
-		case op < 68:
-			a, b, c := w.key(), w.key(), w.key()
-			if a == b || b == c || a == c {
-				continue
-			}
-			_, err = w.cli.Txn(ctx).If(clientv3.Compare(clientv3.Version(a), ">", 0)).
-				Then(clientv3.OpPut(a, w.value()), clientv3.OpPut(b, w.value()), clientv3.OpDelete(c)).
-				Else(clientv3.OpPut(b, w.value()), clientv3.OpPut(c, w.value())).Commit()
-		case op < 85:
-			if len(w.leases) == 0 || w.rnd.IntN(8) == 0 {
-				w.grant(int64(60 + w.rnd.IntN(600)))
-			}
-			_, err = w.cli.Put(ctx, w.key(), w.value(), clientv3.WithLease(w.leases[w.rnd.IntN(len(w.leases))]))
-		case op < 88:
-			if len(w.leases) > 1 {
-				i := w.rnd.IntN(len(w.leases))
-				_, err = w.cli.Revoke(ctx, w.leases[i])
-				w.leases = append(w.leases[:i], w.leases[i+1:]...)
-			}
-		case op < 90:
-			// A new value that keeps the key's lease, or a new lease that
-			// keeps the value (both refused for a key that does not exist).
-			if w.rnd.IntN(2) == 0 || len(w.leases) == 0 {
-				_, err = w.cli.Put(ctx, w.key(), w.value(), clientv3.WithIgnoreLease())
-			} else {
-				_, err = w.cli.Put(ctx, w.key(), "", clientv3.WithIgnoreValue(), clientv3.WithLease(w.leases[w.rnd.IntN(len(w.leases))]))
-			}
-			if err != nil && strings.Contains(err.Error(), "key not found") {
-				err = nil
-			}
-		default:
-			_, err = w.cli.Put(ctx, w.key(), w.value())
-		}
-		if err != nil {
+		if err := w.step(context.Background()); err != nil {
 			w.t.Fatal(err)
 		}
 	}
+}
+
+// step does one operation of the mix.
+func (w *Workload) step(ctx context.Context) error {
+	var err error
+	switch op := w.rnd.IntN(100); {
+	case op < 40:
+		_, err = w.cli.Put(ctx, w.key(), w.value())
+	case op < 50:
+		_, err = w.cli.Delete(ctx, w.key())
+	case op < 53:
+		_, err = w.cli.Delete(ctx, fmt.Sprintf("/k/%02d/", w.rnd.IntN(4)), clientv3.WithPrefix())
+	case op < 68:
+		a, b, c := w.key(), w.key(), w.key()
+		if a == b || b == c || a == c {
+			return nil
+		}
+		_, err = w.cli.Txn(ctx).If(clientv3.Compare(clientv3.Version(a), ">", 0)).
+			Then(clientv3.OpPut(a, w.value()), clientv3.OpPut(b, w.value()), clientv3.OpDelete(c)).
+			Else(clientv3.OpPut(b, w.value()), clientv3.OpPut(c, w.value())).Commit()
+	case op < 85:
+		if len(w.leases) == 0 || w.rnd.IntN(8) == 0 {
+			if _, err := w.grant(ctx, int64(60+w.rnd.IntN(600))); err != nil {
+				return err
+			}
+		}
+		_, err = w.cli.Put(ctx, w.key(), w.value(), clientv3.WithLease(w.leases[w.rnd.IntN(len(w.leases))]))
+	case op < 88:
+		if len(w.leases) > 1 {
+			i := w.rnd.IntN(len(w.leases))
+			_, err = w.cli.Revoke(ctx, w.leases[i])
+			w.leases = append(w.leases[:i], w.leases[i+1:]...)
+		}
+	case op < 90:
+		// A new value that keeps the key's lease, or a new lease that
+		// keeps the value (both refused for a key that does not exist).
+		if w.rnd.IntN(2) == 0 || len(w.leases) == 0 {
+			_, err = w.cli.Put(ctx, w.key(), w.value(), clientv3.WithIgnoreLease())
+		} else {
+			_, err = w.cli.Put(ctx, w.key(), "", clientv3.WithIgnoreValue(), clientv3.WithLease(w.leases[w.rnd.IntN(len(w.leases))]))
+		}
+		if err != nil && strings.Contains(err.Error(), "key not found") {
+			err = nil
+		}
+	default:
+		_, err = w.cli.Put(ctx, w.key(), w.value())
+	}
+	return err
+}
+
+// expiring puts one to three keys of this workload's own below /short/ on
+// a new lease of 1 to 3 seconds and leaves it to expire.
+func (w *Workload) expiring(ctx context.Context, name string) error {
+	id, err := w.grant(ctx, int64(1+w.rnd.IntN(3)))
+	if err != nil {
+		return err
+	}
+	w.leases = w.leases[:len(w.leases)-1]
+	for i := range 1 + w.rnd.IntN(3) {
+		if _, err := w.cli.Put(ctx, fmt.Sprintf("/short/%s/%d", name, i), w.value(), clientv3.WithLease(id)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Expire puts keys on a lease of the shortest TTL and waits until etcd
@@ -115,7 +137,10 @@ func (w *Workload) Run(n int) {
 func (w *Workload) Expire(keys int) {
 	w.t.Helper()
 	ctx := context.Background()
-	id := w.grant(1)
+	id, err := w.grant(ctx, 1)
+	if err != nil {
+		w.t.Fatal(err)
+	}
 	w.leases = w.leases[:len(w.leases)-1]
 	for i := range keys {
 		if _, err := w.cli.Put(ctx, fmt.Sprintf("/short/%d", i), w.value(), clientv3.WithLease(id)); err != nil {
@@ -195,12 +220,18 @@ func Seq(parts ...[]pitr.Revision) iter.Seq2[pitr.Revision, error] {
 func FileBucket(t testing.TB) (string, *backup.Store) {
 	t.Helper()
 	dir := t.TempDir()
-	store, err := backup.OpenStore(context.Background(), "file://"+dir)
+	return dir, OpenBucket(t, "file://"+dir)
+}
+
+// OpenBucket opens the bucket at url, closed when the test ends.
+func OpenBucket(t testing.TB, url string) *backup.Store {
+	t.Helper()
+	store, err := backup.OpenStore(context.Background(), url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	return dir, store
+	return store
 }
 
 // Save takes a snapshot of the member at endpoints into store under tag,
