@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
@@ -21,8 +22,9 @@ var ErrNoObject = errors.New("no such object")
 
 // Object is one listed object.
 type Object struct {
-	Key  string
-	Size int64
+	Key     string
+	Size    int64
+	ModTime time.Time
 }
 
 // WriteObject stores what write writes under key. Nothing is visible
@@ -105,7 +107,7 @@ func (s *Store) ListObjects(ctx context.Context, prefix string) ([]Object, error
 			if s.scheme == "file" && strings.HasSuffix(o.Key, ".tmp") {
 				continue
 			}
-			out = append(out, Object{Key: o.Key, Size: o.Size})
+			out = append(out, Object{Key: o.Key, Size: o.Size, ModTime: o.ModTime})
 		}
 		token = next
 	}

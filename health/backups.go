@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/etcdops/etcdops/backup"
+	"github.com/etcdops/etcdops/pitr"
 )
 
 // BackupSource finds the snapshots that `etcdops backup` stored.
@@ -28,13 +29,39 @@ type Snapshot struct {
 	Time time.Time
 }
 
+// LogSource is a BackupSource that also finds a tag's point-in-time log.
+type LogSource interface {
+	// NewestLog returns the end of tag's log; false when it has none.
+	NewestLog(ctx context.Context, tag string) (LogEnd, bool, error)
+}
+
+// LogEnd is the segment of a tag's log that reaches furthest.
+type LogEnd struct {
+	Segment string
+	// Revision is its last revision; Written when it reached the bucket.
+	Revision int64
+	Written  time.Time
+}
+
 // StoreSource finds snapshots by listing the names in an `etcdops backup`
 // bucket; it never opens a snapshot.
 type StoreSource struct {
 	Store *backup.Store
 }
 
-var _ BackupSource = (*StoreSource)(nil)
+var (
+	_ BackupSource = (*StoreSource)(nil)
+	_ LogSource    = (*StoreSource)(nil)
+)
+
+// NewestLog implements LogSource, from the listing of the log alone.
+func (s *StoreSource) NewestLog(ctx context.Context, tag string) (LogEnd, bool, error) {
+	n, written, ok, err := pitr.NewestSegment(ctx, s.Store, tag)
+	if err != nil || !ok {
+		return LogEnd{}, false, err
+	}
+	return LogEnd{Segment: n.String(), Revision: n.Last, Written: written.UTC()}, true, nil
+}
 
 // Newest implements BackupSource.
 func (s *StoreSource) Newest(ctx context.Context, tag string) (Snapshot, error) {

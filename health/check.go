@@ -173,6 +173,15 @@ func findBackup(ctx context.Context, src BackupSource, url, tag string) *Backup 
 		b.Error = err.Error()
 	default:
 		b.Newest, b.Time = snap.Name, snap.Time
+		if ls, ok := src.(LogSource); ok {
+			end, found, err := ls.NewestLog(ctx, snap.Tag)
+			switch {
+			case err != nil:
+				b.Error = fmt.Sprintf("log of %s: %v", snap.Tag, err)
+			case found:
+				b.Log = &end
+			}
+		}
 	}
 	return b
 }

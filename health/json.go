@@ -111,7 +111,14 @@ type jsonBackup struct {
 	Newest     string   `json:"newest"`
 	Time       *string  `json:"time"`
 	AgeSeconds *float64 `json:"age_seconds"`
+	Log        *jsonLog `json:"log"`
 	Error      string   `json:"error"`
+}
+
+type jsonLog struct {
+	Segment      string `json:"segment"`
+	LastRevision int64  `json:"last_revision"`
+	Written      string `json:"written"`
 }
 
 // WriteJSON writes the report as one indented JSON document with every
@@ -165,6 +172,9 @@ func WriteJSON(w io.Writer, r *Report, v Verdict, t Thresholds) error {
 			ts := b.Time.UTC().Format(time.RFC3339)
 			secs := age.Seconds()
 			jb.Time, jb.AgeSeconds = &ts, &secs
+		}
+		if l := b.Log; l != nil {
+			jb.Log = &jsonLog{Segment: l.Segment, LastRevision: l.Revision, Written: l.Written.UTC().Format(time.RFC3339)}
 		}
 		doc.Backup = jb
 	}

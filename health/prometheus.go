@@ -106,7 +106,7 @@ func WritePrometheus(w io.Writer, r *Report, v Verdict) error {
 		if age, ok := r.backupAge(); ok {
 			p.family("etcdops_backup_newest_timestamp_seconds", "When the newest complete snapshot was taken.",
 				sample{labels: labels, value: float64(b.Time.Unix())})
-			p.family("etcdops_backup_age_seconds", "Age of the newest complete snapshot.", sample{labels: labels, value: age.Seconds()})
+			p.family("etcdops_backup_age_seconds", "Age of the newest backup: the newest complete snapshot, or the end of its tag's point-in-time log when that was written later.", sample{labels: labels, value: age.Seconds()})
 		}
 	}
 	if err := p.write(w); err != nil {

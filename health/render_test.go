@@ -26,7 +26,8 @@ func degradedReport() (*Report, Thresholds) {
 	r.Endpoints = append(r.Endpoints, Endpoint{Endpoint: "http://127.0.0.1:2409", Reachable: true, Healthy: true, RTT: 500 * time.Microsecond,
 		MemberID: 0x4d, Name: "m3", Version: "3.6.16", StorageVersion: "3.6.0", DBSize: 1 << 20, DBSizeInUse: 1 << 19, DBQuota: 2 << 30,
 		Leader: 1, IsLearner: true, RaftTerm: 2, RaftIndex: 99, RaftAppliedIndex: 99})
-	r.Backup = &Backup{URL: "s3://backups?prefix=etcd/", Tag: "m0", Newest: "m0_2026-11-20_04-00-00.db.zst", Time: checkTime.Add(-32 * time.Hour)}
+	r.Backup = &Backup{URL: "s3://backups?prefix=etcd/", Tag: "m0", Newest: "m0_2026-11-20_04-00-00.db.zst", Time: checkTime.Add(-32 * time.Hour),
+		Log: &LogEnd{Segment: "m0_log/00000000000000001201-00000000000000001290.log.zst", Revision: 1290, Written: checkTime.Add(-30 * time.Hour)}}
 	th := DefaultThresholds()
 	th.MaxBackupAge = 25 * time.Hour
 	return r, th

@@ -97,6 +97,9 @@ type Backup struct {
 	// Newest is the newest snapshot's object name, "" when none was found.
 	Newest string
 	Time   time.Time
+	// Log, when the newest snapshot's tag has a point-in-time log, is the
+	// log's end: it counts as the newest backup when it is newer.
+	Log *LogEnd
 	// Error says why the bucket could not be listed.
 	Error string
 }
@@ -106,7 +109,16 @@ func (r *Report) backupAge() (time.Duration, bool) {
 	if r.Backup == nil || r.Backup.Newest == "" {
 		return 0, false
 	}
-	return r.Time.Sub(r.Backup.Time), true
+	return r.Time.Sub(r.Backup.newest()), true
+}
+
+// newest is when the newest backup was taken: the newest snapshot, or the
+// end of its log when that was written later.
+func (b *Backup) newest() time.Time {
+	if b.Log != nil && b.Log.Written.After(b.Time) {
+		return b.Log.Written
+	}
+	return b.Time
 }
 
 // quotaPercent returns size as a percentage of quota, and false when

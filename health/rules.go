@@ -297,8 +297,12 @@ func (j *judge) backups() {
 	default:
 		j.sum.BackupAge, j.sum.BackupFound = age, true
 		if j.t.MaxBackupAge > 0 && age > j.t.MaxBackupAge {
+			newest := b.Newest
+			if b.Log != nil {
+				newest += fmt.Sprintf(" and its log through revision %d", b.Log.Revision)
+			}
 			j.add(Warning, "backups", "newest %s, %s, is %s old: more than the %s allowed",
-				what, b.Newest, shortDuration(age), shortDuration(j.t.MaxBackupAge))
+				what, newest, shortDuration(age), shortDuration(j.t.MaxBackupAge))
 		}
 	}
 }

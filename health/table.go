@@ -45,7 +45,12 @@ func WriteTable(w io.Writer, r *Report, v Verdict) error {
 		fmt.Fprintf(&b, "\nnot checked (no endpoint given; try --cluster): %s\n", strings.Join(unchecked, ", "))
 	}
 	if bk := r.Backup; bk != nil && bk.Newest != "" {
-		fmt.Fprintf(&b, "\nnewest snapshot: %s, taken %s, %s ago\n", bk.Newest, bk.Time.UTC().Format(time.RFC3339), shortDuration(v.Summary.BackupAge))
+		if l := bk.Log; l != nil {
+			fmt.Fprintf(&b, "\nnewest snapshot: %s, taken %s, %s ago\n", bk.Newest, bk.Time.UTC().Format(time.RFC3339), shortDuration(r.Time.Sub(bk.Time)))
+			fmt.Fprintf(&b, "log: through revision %d (%s), written %s, %s ago\n", l.Revision, l.Segment, l.Written.UTC().Format(time.RFC3339), shortDuration(r.Time.Sub(l.Written)))
+		} else {
+			fmt.Fprintf(&b, "\nnewest snapshot: %s, taken %s, %s ago\n", bk.Newest, bk.Time.UTC().Format(time.RFC3339), shortDuration(v.Summary.BackupAge))
+		}
 	}
 	if len(v.Reasons) > 0 {
 		b.WriteString("\n")

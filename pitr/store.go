@@ -165,6 +165,29 @@ func ReadGap(ctx context.Context, store *backup.Store, n SegmentName) (GapRecord
 	return g, nil
 }
 
+// NewestSegment returns the segment of tag's log that reaches furthest,
+// and when it was written to the bucket (its object's modification
+// time), from the listing alone; false when the tag has no segment.
+func NewestSegment(ctx context.Context, store *backup.Store, tag string) (SegmentName, time.Time, bool, error) {
+	objs, err := store.ListObjects(ctx, LogPrefix(tag))
+	if err != nil {
+		return SegmentName{}, time.Time{}, false, err
+	}
+	var newest SegmentName
+	var written time.Time
+	found := false
+	for _, o := range objs {
+		n, ok := ParseSegmentName(o.Key)
+		if !ok || n.Tag != tag || n.Gap {
+			continue
+		}
+		if !found || n.Last > newest.Last || (n.Last == newest.Last && o.ModTime.After(written)) {
+			newest, written, found = n, o.ModTime, true
+		}
+	}
+	return newest, written, found, nil
+}
+
 // ListLog returns the names of tag's log objects (segments and gaps),
 // ordered by first revision, then last; objects that are neither are
 // left out.

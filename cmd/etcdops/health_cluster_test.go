@@ -11,6 +11,7 @@ import (
 
 	"github.com/etcdops/etcdops/health"
 	"github.com/etcdops/etcdops/internal/etcdtest"
+	"github.com/etcdops/etcdops/pitr"
 )
 
 // TestHealthServeCluster follows a cluster of `etcdops serve` members from
@@ -206,7 +207,9 @@ func agreesWithEtcdctl(t *testing.T, eps []string) {
 }
 
 // backupFreshness checks --backups on a file:// bucket whose newest
-// complete snapshot is two hours old.
+// complete snapshot is two hours old; tags m3 and m4 have a snapshot 50
+// hours old and a point-in-time log whose newest segment was written now
+// (m3: the log is a backup, fresh) or 30 hours ago (m4).
 func backupFreshness(t *testing.T, eps []string) {
 	dir := t.TempDir()
 	name := func(tag string, age time.Duration) string {
@@ -217,8 +220,28 @@ func backupFreshness(t *testing.T, eps []string) {
 		name("m0", 30*time.Hour), name("m0", 30*time.Hour) + ".json",
 		name("m0", time.Minute), // no manifest: incomplete
 		name("m1", 50*time.Hour), name("m1", 50*time.Hour) + ".json",
+		name("m3", 50*time.Hour), name("m3", 50*time.Hour) + ".json",
+		name("m4", 50*time.Hour), name("m4", 50*time.Hour) + ".json",
 	} {
 		if err := os.WriteFile(filepath.Join(dir, n), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, seg := range []struct {
+		tag         string
+		first, last int64
+		age         time.Duration
+	}{{"m3", 101, 150, 40 * time.Hour}, {"m3", 151, 200, 0}, {"m4", 101, 180, 30 * time.Hour}} {
+		n := pitr.SegmentName{Tag: seg.tag, First: seg.first, Last: seg.last, Ext: ".log.zst"}
+		p := filepath.Join(dir, n.String())
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		at := time.Now().Add(-seg.age)
+		if err := os.Chtimes(p, at, at); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -232,6 +255,8 @@ func backupFreshness(t *testing.T, eps []string) {
 		{[]string{"--max-backup-age", "1h"}, 1, "is 2h old: more than the 1h allowed"},
 		{[]string{"--max-backup-age", "25h", "--tag", "m1"}, 1, "newest snapshot tagged m1"},
 		{[]string{"--max-backup-age", "25h", "--tag", "m2"}, 1, "no complete snapshot tagged m2"},
+		{[]string{"--max-backup-age", "1h", "--tag", "m3"}, 0, ""},
+		{[]string{"--max-backup-age", "25h", "--tag", "m4"}, 1, "and its log through revision 180, is 30h old"},
 	}
 	for _, tt := range tests {
 		r := runHealthBin(t, nil, append([]string{"--endpoints", strings.Join(eps, ","), "-w", "json", "--backups", url}, tt.args...)...)
@@ -239,6 +264,11 @@ func backupFreshness(t *testing.T, eps []string) {
 		msgs, _ := json.Marshal(doc.Reasons)
 		if r.code != tt.want || !strings.Contains(string(msgs), tt.in) || doc.Backup == nil {
 			t.Errorf("%v: exit %d, reasons %s; want %d and %q", tt.args, r.code, msgs, tt.want, tt.in)
+		}
+		if tag := tt.args[len(tt.args)-1]; (tag == "m3" || tag == "m4") && doc.Backup != nil {
+			if want := map[string]int64{"m3": 200, "m4": 180}[tag]; doc.Backup.Log == nil || doc.Backup.Log.LastRevision != want {
+				t.Errorf("%v: the report's log is %+v, want it through revision %d", tt.args, doc.Backup.Log, want)
+			}
 		}
 	}
 	r := runHealthBin(t, nil, "--endpoints", strings.Join(eps, ","), "-w", "prometheus", "--backups", url, "--max-backup-age", "1h", "--tag", "m0")

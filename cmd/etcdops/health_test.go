@@ -76,6 +76,10 @@ type healthJSON struct {
 	} `json:"endpoints"`
 	Backup *struct {
 		Newest string `json:"newest"`
+		Log    *struct {
+			Segment      string `json:"segment"`
+			LastRevision int64  `json:"last_revision"`
+		} `json:"log"`
 	} `json:"backup"`
 }
 
