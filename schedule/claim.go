@@ -3,6 +3,7 @@ package schedule
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -22,8 +23,11 @@ const ClaimPrefix = "/etcdops/backup/slots/"
 // not exist: raft orders the members' transactions, so exactly one wins,
 // and a member without quorum cannot win at all.
 type Claimer struct {
-	KV    clientv3.KV
-	Lease clientv3.Lease
+	// Prefix is where the claims are: ClaimPrefix (backups) when empty,
+	// DefragClaimPrefix for rolling defrags.
+	Prefix string
+	KV     clientv3.KV
+	Lease  clientv3.Lease
 	// Member is written as the key's value: who took the slot.
 	Member string
 	// TTL is how long a claim lasts; it must outlast the latest member's
@@ -54,6 +58,9 @@ func (c *Claimer) Claim(ctx context.Context, tag string, at time.Time) (bool, er
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
 	key := ClaimKey(tag, at)
+	if c.Prefix != "" {
+		key = c.Prefix + strings.TrimPrefix(key, ClaimPrefix)
+	}
 	var lease *clientv3.LeaseGrantResponse
 	var err error
 	for {

@@ -53,6 +53,17 @@ func TestClaimExactlyOnePerSlotAndNoneWithoutQuorum(t *testing.T) {
 	if got := ClaimKey("cluster-x", slot); got != "/etcdops/backup/slots/cluster-x/2026-11-30_10-00-00" {
 		t.Errorf("ClaimKey = %s", got)
 	}
+	// A defrag slot is claimed apart from the backup slot of the same time
+	// and name: its member wins it, and the backup claim stays.
+	dc := *claimers[2]
+	dc.Prefix = DefragClaimPrefix
+	if ok, err := dc.Claim(context.Background(), "cluster-x", slot); !ok || err != nil {
+		t.Errorf("defrag claim of a slot whose backup claim is taken: won %v, %v", ok, err)
+	}
+	resp, err := claimers[0].KV.Get(context.Background(), DefragClaimPrefix+"cluster-x/2026-11-30_10-00-00")
+	if err != nil || len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != c.Members[2].Spec.Name {
+		t.Errorf("defrag claim key: %v %v", resp, err)
+	}
 
 	// The member stops (serve's shutdown) just as it revokes the lease of a
 	// claim it lost: Claim still returns, the revoke is bounded.

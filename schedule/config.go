@@ -45,6 +45,19 @@ type JobConfig struct {
 	// PITRKeepWithin keeps every point of the log within it before the
 	// newest snapshot recoverable, whatever the keep-* rules drop.
 	PITRKeepWithin string `json:"pitr-keep-within,omitempty"`
+	// DefragCron runs a rolling defrag of the job's cluster at its spec
+	// (see DefragJobs), tuned by the keys after it, which are the flags
+	// of `etcdops defrag`. A job with defrag-cron alone backs nothing up.
+	DefragCron           string   `json:"defrag-cron,omitempty"`
+	All                  bool     `json:"all,omitempty"`
+	MinFree              string   `json:"min-free,omitempty"`
+	MinFreeFraction      *float64 `json:"min-free-fraction,omitempty"`
+	QuotaFraction        *float64 `json:"quota-fraction,omitempty"`
+	QuotaBackendBytes    string   `json:"quota-backend-bytes,omitempty"`
+	Compact              bool     `json:"compact,omitempty"`
+	CompactKeepRevisions *int64   `json:"compact-keep-revisions,omitempty"`
+	MaxLag               *uint64  `json:"max-lag,omitempty"`
+	NoDisarm             bool     `json:"no-disarm,omitempty"`
 }
 
 // ConfigError is a job setting that is refused. Field is the setting's
@@ -115,12 +128,16 @@ type Job struct {
 
 // Jobs validates job configs and turns them into jobs. base supplies
 // what the configs do not set: how to dial, timeouts, logger, version.
-// Two jobs may not share a name, nor a tag in one bucket.
+// Two jobs may not share a name, nor a tag in one bucket. A config with
+// defrag-cron alone is no backup job (see DefragJobs).
 func Jobs(configs []JobConfig, base backup.SaveConfig) ([]Job, error) {
 	var jobs []Job
 	names := map[string]bool{}
 	series := map[string]string{}
 	for i, jc := range configs {
+		if jc.defragOnly() {
+			continue
+		}
 		if jc.Name == "" {
 			if len(configs) > 1 {
 				return nil, &ConfigError{Job: fmt.Sprintf("#%d", i+1), Field: "name", Err: errors.New("missing; every job of several needs a name")}

@@ -21,6 +21,8 @@ import (
 // Config is the daemon's configuration.
 type Config struct {
 	Jobs []Job
+	// Defrags are scheduled rolling defrags (see DefragJob).
+	Defrags []DefragJob
 	// MetricsAddr is the host:port that serves /metrics and /healthz;
 	// empty serves nothing.
 	MetricsAddr string
@@ -49,6 +51,9 @@ type Scheduler struct {
 	metrics *metrics
 	reg     *prometheus.Registry
 	jobs    []*jobState
+
+	defragMetrics *defragMetrics
+	defrags       []*defragState
 }
 
 // jobState is a job with what its runs share.
@@ -72,7 +77,7 @@ type jobState struct {
 
 // New checks cfg and prepares a scheduler; Run starts it.
 func New(cfg Config) (*Scheduler, error) {
-	if len(cfg.Jobs) == 0 {
+	if len(cfg.Jobs) == 0 && len(cfg.Defrags) == 0 {
 		return nil, errors.New("no jobs to schedule")
 	}
 	if cfg.Logger == nil {
@@ -95,6 +100,12 @@ func New(cfg Config) (*Scheduler, error) {
 			st.pitrMetrics = pitr.NewMetrics(reg, j.Name)
 		}
 		s.jobs = append(s.jobs, st)
+	}
+	if len(cfg.Defrags) > 0 {
+		s.defragMetrics = newDefragMetrics(reg)
+	}
+	for _, j := range cfg.Defrags {
+		s.defrags = append(s.defrags, &defragState{DefragJob: j, lg: cfg.Logger.With(zap.String("defrag-job", j.Name))})
 	}
 	return s, nil
 }
@@ -170,6 +181,15 @@ func (s *Scheduler) Run(ctx context.Context) (err error) {
 		s.metrics.nextRun.WithLabelValues(st.Name).Set(unix(st.Cron.Next(now)))
 		st.lg.Info("job scheduled", fields...)
 	}
+	for _, st := range s.defrags {
+		s.defragMetrics.init(st.Name)
+		s.defragMetrics.interval.WithLabelValues(st.Name).Set(st.Cron.Interval(now).Seconds())
+		s.defragMetrics.nextRun.WithLabelValues(st.Name).Set(unix(st.Cron.Next(now)))
+		skip := func(reason string) { s.defragMetrics.skips.WithLabelValues(st.Name, reason).Inc() }
+		c.Schedule(st.Cron.sched, guard(rctx, skip, st.lg, &st.running, func() { s.runDefrag(rctx, st, st.Cron.Slot(s.cfg.Now())) }))
+		st.lg.Info("rolling defrag scheduled", zap.String("cron", st.Cron.Text), zap.Time("next-run", st.Cron.Next(now)),
+			zap.Bool("claims", st.Claim != nil))
+	}
 	c.Start()
 	for _, st := range s.jobs {
 		if st.PITR != nil {
@@ -197,10 +217,15 @@ func (s *Scheduler) Run(ctx context.Context) (err error) {
 // returned by a defer, so that a panicking run can never keep the token
 // (robfig/cron#366).
 func (s *Scheduler) wrap(ctx context.Context, st *jobState, token *atomic.Bool, fn func()) cron.Job {
+	return guard(ctx, func(reason string) { s.metrics.skips.WithLabelValues(st.Name, reason).Inc() }, st.lg, token, fn)
+}
+
+// guard is wrap for any job: skipped counts a skip by its reason.
+func guard(ctx context.Context, skipped func(reason string), lg *zap.Logger, token *atomic.Bool, fn func()) cron.Job {
 	skip := func(j cron.Job) cron.Job {
 		return cron.FuncJob(func() {
 			if ctx.Err() != nil {
-				s.metrics.skips.WithLabelValues(st.Name, reasonShutdown).Inc()
+				skipped(reasonShutdown)
 				return
 			}
 			if token == nil {
@@ -208,15 +233,15 @@ func (s *Scheduler) wrap(ctx context.Context, st *jobState, token *atomic.Bool, 
 				return
 			}
 			if !token.CompareAndSwap(false, true) {
-				s.metrics.skips.WithLabelValues(st.Name, reasonRunning).Inc()
-				st.lg.Warn("run skipped: the previous run is still going")
+				skipped(reasonRunning)
+				lg.Warn("run skipped: the previous run is still going")
 				return
 			}
 			defer token.Store(false)
 			j.Run()
 		})
 	}
-	return cron.NewChain(skip, cron.Recover(cronLogger{st.lg})).Then(cron.FuncJob(fn))
+	return cron.NewChain(skip, cron.Recover(cronLogger{lg})).Then(cron.FuncJob(fn))
 }
 
 // newest is the time of the newest complete snapshot of the job's tag in

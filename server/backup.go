@@ -195,11 +195,11 @@ func firstKey(m map[string]string) string {
 // backupCommandTimeout bounds the short requests of a scheduled backup.
 const backupCommandTimeout = 5 * time.Second
 
-// startBackups runs the member's backup schedule, if it has one, until
-// the returned function is called, which stops it and waits. A backup
-// schedule that cannot run is logged; the member serves on.
+// startBackups runs the member's backup and defrag schedules, if it has
+// any, until the returned function is called, which stops them and waits.
+// A schedule that cannot run is logged; the member serves on.
 func startBackups(ctx context.Context, e *embed.Etcd, cfg *Config, lg *zap.Logger) (stop func()) {
-	if cfg.Backup == nil {
+	if cfg.Backup == nil && cfg.DefragCron == "" {
 		return func() {}
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -218,7 +218,8 @@ func startBackups(ctx context.Context, e *embed.Etcd, cfg *Config, lg *zap.Logge
 
 // runBackups is the member's share of the cluster's backup schedule: at
 // each slot it claims the slot in etcd (see schedule.Claimer) and, only if
-// it won, takes the snapshot from itself, named after the slot.
+// it won, takes the snapshot from itself, named after the slot; and of
+// its defrag schedule (see defragJobs).
 func runBackups(ctx context.Context, e *embed.Etcd, cfg *Config, lg *zap.Logger) error {
 	ec := e.Config()
 	if len(ec.AdvertiseClientUrls) == 0 {
@@ -237,10 +238,33 @@ func runBackups(ctx context.Context, e *embed.Etcd, cfg *Config, lg *zap.Logger)
 		c.Endpoints = endpoints
 		return etcdclient.New(&c, nil, backup.StreamDialOptions()...)
 	}
+	scfg := schedule.Config{Logger: lg, Registerer: prometheus.DefaultRegisterer}
+	var err error
+	if scfg.Defrags, err = defragJobs(e, cfg, ccfg, lg); err != nil {
+		return err
+	}
+	if cfg.Backup != nil {
+		if scfg.Jobs, err = backupJobs(e, cfg, ccfg, dial, lg); err != nil {
+			return err
+		}
+	}
+	if cfg.BackupStallTimeout > 0 {
+		scfg.Bucket = []backup.StoreOption{backup.WithStallTimeout(cfg.BackupStallTimeout)}
+	}
+	s, err := schedule.New(scfg)
+	if err != nil {
+		return err
+	}
+	return s.Run(ctx)
+}
+
+// backupJobs is the member's backup job, its slots claimed.
+func backupJobs(e *embed.Etcd, cfg *Config, ccfg etcdclient.Config, dial func(endpoints ...string) (*clientv3.Client, error), lg *zap.Logger) ([]schedule.Job, error) {
+	ec := e.Config()
 	jobs, err := schedule.Jobs([]schedule.JobConfig{*cfg.Backup}, backup.SaveConfig{Endpoints: ccfg.Endpoints, Dial: dial,
 		CommandTimeout: backupCommandTimeout, EtcdopsVersion: cfg.EtcdopsVersion})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	job := &jobs[0]
 	if job.Save.Tag == "" {
@@ -263,15 +287,7 @@ func runBackups(ctx context.Context, e *embed.Etcd, cfg *Config, lg *zap.Logger)
 	if job.PITR != nil {
 		job.PITR.Member = ec.Name
 	}
-	scfg := schedule.Config{Jobs: jobs, Logger: lg, Registerer: prometheus.DefaultRegisterer}
-	if cfg.BackupStallTimeout > 0 {
-		scfg.Bucket = []backup.StoreOption{backup.WithStallTimeout(cfg.BackupStallTimeout)}
-	}
-	s, err := schedule.New(scfg)
-	if err != nil {
-		return err
-	}
 	lg.Info("scheduled backups", zap.String("cron", job.Cron.Text), zap.String("to", backup.Redact(job.To)),
 		zap.String("tag", job.Save.Tag), zap.String("claims", schedule.ClaimPrefix+job.Save.Tag+"/"), zap.String("user", cfg.BackupUser))
-	return s.Run(ctx)
+	return jobs, nil
 }

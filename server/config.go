@@ -62,6 +62,9 @@ type Config struct {
 	// BackupStallTimeout fails a scheduled backup whose bucket moves no
 	// byte for so long (--backup-stall-timeout); 0 is backup's default.
 	BackupStallTimeout time.Duration
+	// DefragCron is the spec of the cluster's scheduled rolling defrag
+	// (--defrag-cron), "" for none.
+	DefragCron string
 	// EtcdopsVersion is recorded in the manifests of scheduled backups.
 	EtcdopsVersion string
 
@@ -106,6 +109,7 @@ func newFlagSet() *flagSet {
 		fs.Var(&flags.IgnoredFlag{Name: name}, name, "")
 	}
 	f.addBackupFlags()
+	fs.String(defragCronKey, "", defragCronUsage)
 	return f
 }
 
@@ -143,6 +147,9 @@ func Parse(args []string) (*Config, error) {
 	if cfg.Backup, err = f.backupJob(f.configFile, cfg); err != nil {
 		return nil, err
 	}
+	if cfg.DefragCron, err = f.defragCronSetting(f.configFile); err != nil {
+		return nil, err
+	}
 	if f.configFile != "" {
 		cfg.ConfigFile = f.configFile
 		cfg.Overridden = f.overridden()
@@ -172,13 +179,13 @@ func Parse(args []string) (*Config, error) {
 func (f *flagSet) overridden() []string {
 	var out []string
 	f.fs.Visit(func(fl *flag.Flag) {
-		if fl.Name != "config-file" && !isBackupFlag(fl.Name) {
+		if fl.Name != "config-file" && !isServeFlag(fl.Name) {
 			out = append(out, "--"+fl.Name)
 		}
 	})
 	f.fs.VisitAll(func(fl *flag.Flag) {
 		key := flags.FlagToEnv("ETCD", fl.Name)
-		if _, ok := os.LookupEnv(key); ok && fl.Name != "config-file" && !isBackupFlag(fl.Name) {
+		if _, ok := os.LookupEnv(key); ok && fl.Name != "config-file" && !isServeFlag(fl.Name) {
 			out = append(out, key)
 		}
 	})

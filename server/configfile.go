@@ -146,6 +146,7 @@ func knownConfigKeys() map[string]bool {
 	for _, k := range backupSettingKeys() {
 		known["backup-"+k] = true
 	}
+	known[defragCronKey] = true
 	return known
 }
 

@@ -182,6 +182,16 @@ var catalogue = []badInput{
 	{cmd: "serve", args: []string{"--backup-cron", "@hourly", "--backup-to", "$BUCKET", "--backup-keep-last", "1", "--backup-pitr-keep-within", "24h"}, code: 2, want: []string{"--backup-pitr-keep-within", "given without pitr"}},
 	{cmd: "serve", args: []string{"--backup-cron", "@hourly", "--backup-to", "$BUCKET", "--backup-pitr", "--backup-keep-last", "1", "--backup-pitr-keep-within", "soon"}, code: 2, want: []string{"--backup-pitr-keep-within", `"soon"`, "expected a duration"}},
 	{cmd: "systemd backup", args: []string{"--name", "x", "--", "--endpoints", "$EP", "--cron", "0 0 30 2 *", "--to", "$BUCKET"}, code: 2, want: []string{`--cron: cron spec "0 0 30 2 *"`, "no run in the next five years"}},
+	// scheduled rolling defrags: nothing started, nothing compacted or defragmented.
+	{cmd: "schedule", args: []string{"--endpoints", "$EP", "--defrag-cron", "0 0 30 2 *"}, code: 2, want: []string{`--defrag-cron: cron spec "0 0 30 2 *"`, "no run in the next five years"}},
+	{cmd: "schedule", args: []string{"--endpoints", "$EP", "--defrag-cron", "@daily", "--min-free-fraction", "0"}, code: 2, want: []string{"--min-free-fraction: 0", "expected a fraction in (0,1]"}},
+	{cmd: "schedule", args: []string{"--endpoints", "$EP", "--defrag-cron", "@daily", "--min-free", "-1MiB"}, code: 2, want: []string{`--min-free: "-1MiB"`, "expected a size of 0 or more"}},
+	{cmd: "schedule", args: []string{"--endpoints", "$EP", "--defrag-cron", "@daily", "--all", "--quota-fraction", "0.5"}, code: 2, want: []string{"--all: given with quota-fraction", "expected one of them"}},
+	{cmd: "schedule", args: []string{"--endpoints", "$EP", "--cron", "@daily", "--to", "$BUCKET", "--compact"}, code: 2, want: []string{"--compact: given without defrag-cron"}},
+	{cmd: "schedule", args: []string{"--endpoints", "$EP", "--defrag-cron", "@daily", "--compact-keep-revisions", "5"}, code: 2, want: []string{"--compact-keep-revisions: given without compact"}},
+	{cmd: "schedule", args: []string{"--endpoints", "$EP", "--config", "jobs.yml"}, code: 2, want: []string{"--config jobs.yml", `job "d": quota-fraction: 2: expected a fraction in (0,1]`},
+		files: map[string]string{"jobs.yml": "jobs:\n  - {name: d, defrag-cron: '@daily', quota-fraction: 2}\n"}},
+	{cmd: "serve", args: []string{"--defrag-cron", "0 0 30 2 *"}, code: 2, want: []string{`--defrag-cron: cron spec "0 0 30 2 *"`, "no run in the next five years"}},
 
 	// systemd unit: no file written.
 	{cmd: "systemd unit", args: []string{"--bogus"}, code: 2, want: []string{"-bogus", "not defined"}},

@@ -21,8 +21,32 @@ const defragExitCodes = "Exit codes: 0 done (or nothing to do), 1 a member faile
 // defragRuleFlags change the rule; --all replaces it.
 var defragRuleFlags = []string{"min-free", "min-free-fraction", "quota-fraction"}
 
-func defragCommand() *cli.Command {
+// defragTuningFlags say which members a rolling defrag takes and how:
+// etcdops defrag's and etcdops schedule's (with --defrag-cron).
+func defragTuningFlags() []cli.Flag {
 	rule := defrag.DefaultRule()
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "all", Usage: "defragment every member (but learners), by no rule"},
+		&cli.StringFlag{Name: "min-free", Value: "100MiB", Usage: "defragment a member with at least `SIZE` free (and --min-free-fraction)"},
+		&cli.Float64Flag{Name: "min-free-fraction", Value: rule.MinFreeFraction, Usage: "… and at least this `FRACTION` of its file free"},
+		&cli.Float64Flag{Name: "quota-fraction", Value: rule.QuotaFraction, Usage: "defragment a member whose file is above this `FRACTION` of its quota"},
+		&cli.StringFlag{Name: "quota-backend-bytes", Value: "2GiB", Usage: "quota `SIZE` of members whose status reports none (etcd before 3.6)"},
+		&cli.Uint64Flag{Name: "max-lag", Value: maintenance.DefaultMaxLag, Usage: "a member has caught up when its applied index is at most `N` entries behind the leader's"},
+		&cli.BoolFlag{Name: "compact", Usage: "compact the cluster first (bounded by --compact-keep-revisions and point-in-time logs)"},
+		&cli.Int64Flag{Name: "compact-keep-revisions", Value: maintenance.DefaultKeepRevisions, Usage: "with --compact, keep the last `N` revisions"},
+		&cli.BoolFlag{Name: "no-disarm", Usage: "leave a NOSPACE alarm active after the run"},
+	}
+}
+
+func defragCommand() *cli.Command {
+	flags := append(clientFlags(), &cli.BoolFlag{Name: "dry-run", Usage: "print the decision per member; change nothing"})
+	flags = append(flags, defragTuningFlags()...)
+	flags = append(flags,
+		&cli.DurationFlag{Name: "timeout", Usage: "time each member's defragmentation and catch-up may take",
+			DefaultText: "1m plus 1s per 8 MiB of its database"},
+		&cli.BoolFlag{Name: "continue-on-error", Usage: "go on with the next member after one fails (exit 1 at the end)"},
+		flagOutput, flagQuiet, flagLogLevel,
+	)
 	return &cli.Command{
 		Name:  "defrag",
 		Usage: "compact and defragment a live cluster one member at a time, health-gated, leader last",
@@ -39,22 +63,7 @@ func defragCommand() *cli.Command {
 			"--compact first compacts, keeping the last --compact-keep-revisions and every revision a running\n" +
 			"point-in-time log still needs. A NOSPACE alarm is disarmed at the end when every member is below\n" +
 			"--quota-fraction of its quota (--no-disarm leaves it). Ctrl-C stops between members.\n\n" + defragExitCodes,
-		Flags: append(clientFlags(),
-			&cli.BoolFlag{Name: "dry-run", Usage: "print the decision per member; change nothing"},
-			&cli.BoolFlag{Name: "all", Usage: "defragment every member (but learners), by no rule"},
-			&cli.StringFlag{Name: "min-free", Value: "100MiB", Usage: "defragment a member with at least `SIZE` free (and --min-free-fraction)"},
-			&cli.Float64Flag{Name: "min-free-fraction", Value: rule.MinFreeFraction, Usage: "… and at least this `FRACTION` of its file free"},
-			&cli.Float64Flag{Name: "quota-fraction", Value: rule.QuotaFraction, Usage: "defragment a member whose file is above this `FRACTION` of its quota"},
-			&cli.StringFlag{Name: "quota-backend-bytes", Value: "2GiB", Usage: "quota `SIZE` of members whose status reports none (etcd before 3.6)"},
-			&cli.DurationFlag{Name: "timeout", Usage: "time each member's defragmentation and catch-up may take",
-				DefaultText: "1m plus 1s per 8 MiB of its database"},
-			&cli.Uint64Flag{Name: "max-lag", Value: maintenance.DefaultMaxLag, Usage: "a member has caught up when its applied index is at most `N` entries behind the leader's"},
-			&cli.BoolFlag{Name: "compact", Usage: "compact the cluster first (bounded by --compact-keep-revisions and point-in-time logs)"},
-			&cli.Int64Flag{Name: "compact-keep-revisions", Value: maintenance.DefaultKeepRevisions, Usage: "with --compact, keep the last `N` revisions"},
-			&cli.BoolFlag{Name: "no-disarm", Usage: "leave a NOSPACE alarm active after the run"},
-			&cli.BoolFlag{Name: "continue-on-error", Usage: "go on with the next member after one fails (exit 1 at the end)"},
-			flagOutput, flagQuiet, flagLogLevel,
-		),
+		Flags: flags,
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return usageError(fmt.Errorf("defrag: %w", err))
 		},
