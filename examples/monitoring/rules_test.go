@@ -4,6 +4,8 @@ package monitoring
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
@@ -14,7 +16,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/etcdops/etcdops/backup"
+	"github.com/etcdops/etcdops/internal/etcdclient"
 	"github.com/etcdops/etcdops/internal/etcdtest"
+	"github.com/etcdops/etcdops/maintenance"
 	"github.com/etcdops/etcdops/pitr"
 	"github.com/etcdops/etcdops/schedule"
 )
@@ -37,10 +41,11 @@ func TestRulesPassPromtool(t *testing.T) {
 	promtool(t, "test", "rules", "schedule.rules.test.yml", "health.rules.test.yml")
 }
 
-var metricName = regexp.MustCompile(`etcdops_[a-z_]+`)
+var metricName = regexp.MustCompile(`\betcd(ops)?_[a-z_]+`)
 
 // TestRulesUseExistingMetrics: every metric a rule names is one that the
-// scheduler registers or `health -w prometheus` writes (its golden output).
+// scheduler registers, `health -w prometheus` writes (its golden output) or
+// an etcd member serves on its /metrics.
 func TestRulesUseExistingMetrics(t *testing.T) {
 	known := map[string]bool{}
 	golden, err := os.ReadFile("../../health/testdata/degraded.prometheus")
@@ -58,7 +63,12 @@ func TestRulesUseExistingMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := schedule.New(schedule.Config{Jobs: jobs, Registry: reg})
+	defrags, err := schedule.DefragJobs([]schedule.JobConfig{{Name: "d", DefragCron: "@yearly"}},
+		maintenance.Options{Client: etcdclient.Config{Endpoints: []string{"http://127.0.0.1:1"}}, RequestTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := schedule.New(schedule.Config{Jobs: jobs, Defrags: defrags, Registry: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,11 +81,25 @@ func TestRulesUseExistingMetrics(t *testing.T) {
 		for _, mf := range mfs {
 			known[mf.GetName()] = true
 		}
-		if !known["etcdops_schedule_next_run_timestamp_seconds"] {
+		if !known["etcdops_schedule_next_run_timestamp_seconds"] || !known["etcdops_defrag_runs_total"] {
 			return context.DeadlineExceeded
 		}
 		return err
 	})
+
+	c := etcdtest.StartEmbedded(t, 1)
+	resp, err := http.Get(c.Endpoints()[0] + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range regexp.MustCompile(`(?m)^(etcd_[a-z_]+)`).FindAllStringSubmatch(string(b), -1) {
+		known[m[1]] = true
+	}
 
 	for _, f := range ruleFiles {
 		b, err := os.ReadFile(f)
