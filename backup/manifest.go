@@ -18,8 +18,12 @@ type Manifest struct {
 	Version int    `json:"manifest_version"`
 	Name    string `json:"name"`
 	Tag     string `json:"tag"`
-	// Time is the UTC time in the name: when the snapshot was taken.
+	// Time is the UTC time in the name: when the snapshot was taken, or
+	// the slot a schedule's catch-up run was due in, maybe long before.
 	Time time.Time `json:"time"`
+	// Taken is when the snapshot had streamed from the member: its state
+	// is of no later time (zero in manifests written before it).
+	Taken time.Time `json:"taken,omitzero"`
 	// Revision is the snapshot's own revision: the newest revision in its
 	// key space, which `etcdutl snapshot status` reports for the file;
 	// RevisionUnknown when the stream reader could not read it (see Save).

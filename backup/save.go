@@ -266,7 +266,7 @@ func stream(ctx context.Context, store *Store, cli *clientv3.Client, name Name, 
 		}
 	}
 	m := &Manifest{
-		Version: ManifestVersion, Name: name.String(), Tag: name.Tag, Time: name.Time,
+		Version: ManifestVersion, Name: name.String(), Tag: name.Tag, Time: name.Time, Taken: streamed.UTC(),
 		Revision: rev, TotalKeys: keys,
 		ClusterID: types.ID(src.ClusterID).String(), MemberID: types.ID(src.ID).String(), MemberName: src.Name,
 		Endpoint: src.Endpoint, EtcdVersion: src.Version, StorageVersion: snap.version,

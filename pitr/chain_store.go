@@ -27,7 +27,12 @@ func List(ctx context.Context, store *backup.Store, tag string) (Listing, error)
 	l := Listing{Log: log}
 	for _, s := range snaps {
 		if m := s.Manifest; m != nil && m.Revision > 0 {
-			l.Bases = append(l.Bases, Base{Name: s.Key(), Revision: m.Revision, Time: s.Name.Time})
+			// A catch-up snapshot is named after its slot, before it was taken.
+			at := s.Name.Time
+			if !m.Taken.IsZero() {
+				at = m.Taken
+			}
+			l.Bases = append(l.Bases, Base{Name: s.Key(), Revision: m.Revision, Time: at})
 		}
 	}
 	return l, nil

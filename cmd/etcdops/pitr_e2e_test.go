@@ -239,6 +239,7 @@ func TestPITRStockEtcd36(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed of the load and the targets: %d", seed)
 	p := newPITRSource(t, seed, c.Endpoints(), s3.Env)
+	started := time.Now()
 	p.startSchedule("--cron", "@every 1h", "--to", slow.URL, "--tag", "t", "--compress", "--age-recipient", p.recipient(), "--pitr")
 	p.load = pitrtest.StartLoad(t, p.cli, p.rnd.Uint64(), pitrLoadRate, 16)
 	compactor := pitrtest.StartCompactor(t, p.cli, 2*time.Second, func(ctx context.Context) (int64, error) {
@@ -291,6 +292,15 @@ func TestPITRStockEtcd36(t *testing.T) {
 	s, at := p.stateAtTime(l)
 	p.restoreAndCompare(bucket, "t", s, "--to-time", at.Format(time.RFC3339Nano))
 	p.restoreAndCompare(bucket, "t", pitrtest.State{}, "--to-revision", "latest")
+
+	// Before any snapshot was taken (the catch-up run's is named after
+	// its slot, earlier): refused.
+	early := started.Add(-time.Second).UTC().Format(time.RFC3339Nano)
+	out, errOut, code := runEtcdops(t, p.env, "restore", "--from", bucket, "--tag", "t", "--identity", p.identity, "--to-time", early,
+		"--initial-cluster", "r0=http://127.0.0.1:2380", "--data-dir-template", filepath.Join(t.TempDir(), "{name}.etcd"), "--dry-run")
+	if code != 2 || !strings.Contains(errOut, "--to-time: "+early+" is outside the recoverable range") {
+		t.Errorf("restore --to-time before the schedule started: exit %d, expected 2 and the recoverable range\n%s%s", code, out, errOut)
+	}
 }
 
 // TestPITRStockEtcd35 logs a stock etcd 3.5 member with one schedule
