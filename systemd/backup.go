@@ -69,8 +69,10 @@ func (b Backup) Validate() error {
 	switch {
 	case b.Timer && (has("--cron") || has("--config")):
 		return errors.New("--cron/--config: the timer schedules backup save; give OnCalendar instead")
-	case !b.Timer && !has("--cron") && !has("--config"):
-		return errors.New("etcdops schedule needs --cron or --config among its flags")
+	case b.Timer && has("--defrag-cron"):
+		return errors.New("--defrag-cron: the timer runs backup save; a scheduled defrag needs the daemon (no --timer)")
+	case !b.Timer && !has("--cron") && !has("--config") && !has("--defrag-cron"):
+		return errors.New("etcdops schedule needs --cron or --config among its flags (or --defrag-cron)")
 	case !b.Timer && (b.OnCalendar != "" || b.RandomizedDelay != ""):
 		return errors.New("on-calendar and randomized-delay are the timer's: add the timer")
 	}

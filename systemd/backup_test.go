@@ -103,6 +103,7 @@ func TestBackupValidate(t *testing.T) {
 		{"no flags", Backup{Name: "a"}, "no etcdops flags"},
 		{"daemon without cron", Backup{Name: "a", Args: []string{"--to", "mem://"}}, "needs --cron or --config"},
 		{"timer with cron", Backup{Name: "a", Timer: true, Args: []string{"--cron=@hourly"}}, "--cron/--config: the timer schedules"},
+		{"timer with defrag-cron", Backup{Name: "a", Timer: true, Args: []string{"--defrag-cron", "@daily"}}, "--defrag-cron: the timer runs backup save"},
 		{"calendar without timer", Backup{Name: "a", OnCalendar: "daily", Args: []string{"--cron", "@daily"}}, "add the timer"},
 		{"percent in calendar", Backup{Name: "a", Timer: true, OnCalendar: "%H", Args: []string{"--to", "mem://"}}, "without %"},
 	} {
@@ -110,6 +111,11 @@ func TestBackupValidate(t *testing.T) {
 		if err := tc.b.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
 		}
+	}
+	defragOnly := Backup{Name: "a", Args: []string{"--endpoints", "http://127.0.0.1:2379", "--defrag-cron", "@daily"}}
+	defragOnly.SetDefaults()
+	if err := defragOnly.Validate(); err != nil {
+		t.Errorf("a daemon with --defrag-cron alone: %v", err)
 	}
 }
 

@@ -192,6 +192,7 @@ var catalogue = []badInput{
 	{cmd: "schedule", args: []string{"--endpoints", "$EP", "--config", "jobs.yml"}, code: 2, want: []string{"--config jobs.yml", `job "d": quota-fraction: 2: expected a fraction in (0,1]`},
 		files: map[string]string{"jobs.yml": "jobs:\n  - {name: d, defrag-cron: '@daily', quota-fraction: 2}\n"}},
 	{cmd: "serve", args: []string{"--defrag-cron", "0 0 30 2 *"}, code: 2, want: []string{`--defrag-cron: cron spec "0 0 30 2 *"`, "no run in the next five years"}},
+	{cmd: "systemd backup", args: []string{"--name", "x", "--", "--endpoints", "$EP", "--defrag-cron", "0 0 30 2 *"}, code: 2, want: []string{`--defrag-cron: cron spec "0 0 30 2 *"`, "no run in the next five years"}},
 
 	// systemd unit: no file written.
 	{cmd: "systemd unit", args: []string{"--bogus"}, code: 2, want: []string{"-bogus", "not defined"}},

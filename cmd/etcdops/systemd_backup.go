@@ -74,7 +74,7 @@ func systemdBackupCommand() *cli.Command {
 // it will, so that a unit whose service could never run is not written.
 func checkSpecs(args []string) error {
 	for i, a := range args {
-		for _, flag := range []string{"--cron", "--verify-cron"} {
+		for _, flag := range []string{"--cron", "--verify-cron", "--defrag-cron"} {
 			v, ok := strings.CutPrefix(a, flag+"=")
 			if !ok && a == flag && i+1 < len(args) {
 				v, ok = args[i+1], true
