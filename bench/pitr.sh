@@ -157,11 +157,11 @@ caught_up() {
 hwm() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
-# writer EP RATE OUT: puts /rpo/<n> at RATE/s through etcd's JSON gateway
+# writer EP RATE OUT (python, exec'd: its pid is the job's): puts /rpo/<n> at RATE/s through etcd's JSON gateway
 # (8 connections) until SIGTERM, then writes "n acknowledged-unix-ns" of
 # each acknowledged put to OUT.
 writer() {
-	python3 - "$@" <<'EOF'
+	exec python3 - "$@" <<'EOF'
 import base64, http.client, json, signal, sys, threading, time, urllib.parse
 ep, rate, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 u = urllib.parse.urlparse(ep)
