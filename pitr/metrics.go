@@ -1,6 +1,7 @@
 package pitr
 
 import (
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -12,6 +13,40 @@ import (
 type Metrics struct {
 	lastRevision, lastFlush, lagRevisions, lagSeconds, streaming prometheus.Gauge
 	segments, bytes, gaps, flushFailures                         prometheus.Counter
+
+	mu    sync.Mutex
+	state LogState
+}
+
+// LogState is what a process knows of its log, for a health check.
+type LogState struct {
+	// Streaming says whether this process streams the log now; Since is
+	// when that last changed (zero: it never streamed).
+	Streaming bool
+	Since     time.Time
+	// Gap is the last gap this process recorded; nil when none.
+	Gap *GapRecord
+}
+
+// State returns the log's state as the streamer last set it.
+func (m *Metrics) State() LogState {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.state
+}
+
+func (m *Metrics) setStreaming(on bool, at time.Time) {
+	m.mu.Lock()
+	m.state.Streaming, m.state.Since = on, at
+	m.mu.Unlock()
+	m.streaming.Set(map[bool]float64{true: 1}[on])
+}
+
+func (m *Metrics) gapRecorded(g GapRecord) {
+	m.mu.Lock()
+	m.state.Gap = &g
+	m.mu.Unlock()
+	m.gaps.Inc()
 }
 
 // NewMetrics makes the metrics of job's log and registers them with reg

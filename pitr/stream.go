@@ -105,8 +105,8 @@ func (s *Streamer) Run(ctx context.Context) error {
 	if err := hold.set(ctx, st.next-1); err != nil {
 		s.Logger.Warn("log hold not written; compaction may pass the log", zap.Error(err))
 	}
-	s.Metrics.streaming.Set(1)
-	defer s.Metrics.streaming.Set(0)
+	s.Metrics.setStreaming(true, s.Now())
+	defer func() { s.Metrics.setStreaming(false, s.Now()) }()
 	s.Metrics.flushed(st.flushed, s.Now())
 	s.Logger.Info("streaming the log", zap.String("tag", s.Tag), zap.Int64("from-revision", st.next))
 	defer func() {
@@ -230,7 +230,7 @@ func (st *streamState) resumeAfterGap(ctx context.Context, compactRev int64) err
 	if err := WriteGap(ctx, st.Store, g); err != nil {
 		return err
 	}
-	st.Metrics.gaps.Inc()
+	st.Metrics.gapRecorded(g)
 	st.Logger.Warn("gap recorded in the log", zap.Int64("first", g.First), zap.Int64("last", g.Last), zap.String("snapshot", m.Name))
 	st.next, st.flushed, st.changed = m.Revision+1, m.Revision, m.Revision
 	st.Metrics.flushed(m.Revision, st.Now())

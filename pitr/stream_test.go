@@ -328,9 +328,16 @@ func TestStreamerGapAfterCompaction(t *testing.T) {
 		}
 		return nil
 	})
+	// /healthz reads the gap from the streamer's state.
+	if st := s.Metrics.State(); st.Gap == nil || *st.Gap != gap {
+		t.Errorf("the streamer's state has gap %+v, want %+v", st.Gap, gap)
+	}
 	w.Run(100)
 	end := currentRevision(t, f.cli)
 	waitLogged(t, f.store, end)
+	if st := s.Metrics.State(); !st.Streaming {
+		t.Errorf("the streamer's state says it does not stream: %+v", st)
+	}
 	revs, _ := readLog(t, f.store)
 	var after []pitr.Revision
 	for _, r := range revs {

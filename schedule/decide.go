@@ -3,6 +3,8 @@ package schedule
 import (
 	"fmt"
 	"time"
+
+	"github.com/etcdops/etcdops/pitr"
 )
 
 // CatchUp says what a job does at start about runs it missed while no
@@ -46,6 +48,38 @@ func CatchUpSlot(mode CatchUp, spec Spec, newest, now time.Time) (slot time.Time
 		return time.Time{}, false
 	}
 	return due, true
+}
+
+// Bounds of LogProblem.
+const (
+	// LogNotStreamingGrace is how long a job's log may go unstreamed (a
+	// cluster or bucket that fails, retried every few seconds) before
+	// /healthz says so.
+	LogNotStreamingGrace = time.Minute
+	// LogGapReported is how long /healthz reports a gap recorded in the log.
+	LogGapReported = time.Hour
+)
+
+// LogProblem says what is wrong with a job's log for /healthz, from its
+// state (started: when the schedule started), or "" when nothing is: a
+// log that has not streamed for longer than LogNotStreamingGrace, or a gap
+// recorded within LogGapReported (the points in it are lost).
+func LogProblem(s pitr.LogState, started, now time.Time) string {
+	if g := s.Gap; g != nil && now.Sub(g.Time) <= LogGapReported {
+		return fmt.Sprintf("the change log recorded a gap %s ago: revisions %d-%d are not recoverable (%s)",
+			now.Sub(g.Time).Round(time.Second), g.First, g.Last, g.Reason)
+	}
+	if s.Streaming {
+		return ""
+	}
+	since := s.Since
+	if since.IsZero() {
+		since = started
+	}
+	if d := now.Sub(since); d > LogNotStreamingGrace {
+		return fmt.Sprintf("the change log has not streamed for %s", d.Round(time.Second))
+	}
+	return ""
 }
 
 // Stale reports whether a job whose last success was at last (zero for

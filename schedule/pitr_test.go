@@ -3,7 +3,9 @@ package schedule
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -134,5 +136,53 @@ func TestScheduleStreamsTheLog(t *testing.T) {
 	if !found {
 		t.Error("no etcdops_schedule_pitr_last_flushed_revision at the log's end")
 	}
+	if code, body := r.healthz(t); code != http.StatusOK {
+		t.Errorf("/healthz while the log streams = %d %s, want 200", code, body)
+	}
 	r.stop(t)
+}
+
+func TestLogProblem(t *testing.T) {
+	started := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	gap := &pitr.GapRecord{Tag: "t", First: 101, Last: 180, Time: started.Add(10 * time.Minute), Reason: "etcd compacted the log's next revision"}
+	for _, tc := range []struct {
+		name  string
+		state pitr.LogState
+		now   time.Time
+		want  string // in the problem; "" for none
+	}{
+		{"streaming", pitr.LogState{Streaming: true, Since: started}, started.Add(5 * time.Hour), ""},
+		{"not yet streaming, just started", pitr.LogState{}, started.Add(30 * time.Second), ""},
+		{"never streamed", pitr.LogState{}, started.Add(2 * time.Minute), "has not streamed for 2m0s"},
+		{"stopped a moment ago: retrying", pitr.LogState{Since: started.Add(time.Hour)}, started.Add(time.Hour + 20*time.Second), ""},
+		{"stopped for long", pitr.LogState{Since: started.Add(time.Hour)}, started.Add(time.Hour + 90*time.Second), "has not streamed for 1m30s"},
+		{"a gap, streaming again", pitr.LogState{Streaming: true, Since: started.Add(11 * time.Minute), Gap: gap}, started.Add(40 * time.Minute),
+			"recorded a gap 30m0s ago: revisions 101-180 are not recoverable (etcd compacted"},
+		{"a gap past the report window", pitr.LogState{Streaming: true, Since: started.Add(11 * time.Minute), Gap: gap}, started.Add(2 * time.Hour), ""},
+	} {
+		got := LogProblem(tc.state, started, tc.now)
+		if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestHealthzReportsALogNotStreaming: a job whose log cannot stream (its
+// cluster is down) turns /healthz to 503 once it has not streamed for
+// LogNotStreamingGrace, naming the job and the log.
+func TestHealthzReportsALogNotStreaming(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	job := testJob(t, []string{"http://127.0.0.1:1"}, JobConfig{Name: "dark", Cron: "@every 1h", To: "file://" + t.TempDir(), Tag: "dark", PITR: true, CatchUp: "none"})
+	r := start(t, Config{Jobs: []Job{job}, Now: clock})
+	if code, body := r.healthz(t); code != http.StatusOK {
+		t.Errorf("/healthz at start = %d %s, want 200", code, body)
+	}
+	mu.Lock()
+	now = now.Add(LogNotStreamingGrace + time.Minute)
+	mu.Unlock()
+	if code, body := r.healthz(t); code != http.StatusServiceUnavailable || !strings.Contains(body, "job dark: the change log has not streamed for 2m0s") {
+		t.Errorf("/healthz after the cluster was down for 2m = %d %q, want 503 naming the log", code, body)
+	}
 }

@@ -51,6 +51,7 @@ type Scheduler struct {
 	metrics *metrics
 	reg     *prometheus.Registry
 	jobs    []*jobState
+	started time.Time
 
 	defragMetrics *defragMetrics
 	defrags       []*defragState
@@ -93,7 +94,7 @@ func New(cfg Config) (*Scheduler, error) {
 	if cfg.Registerer != nil {
 		reg = cfg.Registerer
 	}
-	s := &Scheduler{cfg: cfg, lg: cfg.Logger, reg: cfg.Registry, metrics: newMetrics(reg)}
+	s := &Scheduler{cfg: cfg, lg: cfg.Logger, reg: cfg.Registry, metrics: newMetrics(reg), started: cfg.Now()}
 	for _, j := range cfg.Jobs {
 		st := &jobState{Job: j, tag: j.Save.Tag, lg: cfg.Logger.With(zap.String("job", j.Name)), uploading: make(chan struct{}, 1)}
 		if j.PITR != nil {
@@ -306,6 +307,13 @@ func (s *Scheduler) handler() http.Handler {
 					stale = append(stale, fmt.Sprintf("job %s: no successful backup", st.Name))
 				} else {
 					stale = append(stale, fmt.Sprintf("job %s: last successful backup %s ago, more than %s", st.Name, now.Sub(last).Round(time.Second), s.cfg.MaxAge))
+				}
+			}
+			// A member of serve streams only while it leads the election:
+			// its log is judged by the metrics of all members together.
+			if st.pitrMetrics != nil && st.PITR.Member == "" {
+				if p := LogProblem(st.pitrMetrics.State(), s.started, now); p != "" {
+					stale = append(stale, fmt.Sprintf("job %s: %s", st.Name, p))
 				}
 			}
 		}
