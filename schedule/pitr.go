@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -66,26 +64,6 @@ func (jc JobConfig) pitrConfig() (*PITR, error) {
 		p.KeepWithin = d
 	}
 	return p, nil
-}
-
-var sizeRE = regexp.MustCompile(`^(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?$`)
-
-// ParseSize parses a byte size: a count, or one with a unit (KiB, MiB,
-// GiB are 1024-based, KB, MB, GB 1000-based).
-func ParseSize(s string) (int64, error) {
-	m := sizeRE.FindStringSubmatch(strings.TrimSpace(s))
-	if m == nil {
-		return 0, fmt.Errorf("%q: expected a size such as 16MiB", s)
-	}
-	n, err := strconv.ParseInt(m[1], 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("%q: %w", s, err)
-	}
-	mult := map[string]int64{"": 1, "B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "KB": 1e3, "MB": 1e6, "GB": 1e9}[m[2]]
-	if n > (1<<62)/mult {
-		return 0, fmt.Errorf("%q: too large", s)
-	}
-	return n * mult, nil
 }
 
 // pitrRetry is how long a log that cannot stream waits before trying again.

@@ -2,6 +2,7 @@ package schedule
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -65,15 +66,18 @@ func TestPITRConfig(t *testing.T) {
 }
 
 func TestParseSize(t *testing.T) {
-	for in, want := range map[string]int64{"1024": 1024, "16MiB": 16 << 20, "1 GiB": 1 << 30, "5KB": 5000, "0": 0} {
+	for in, want := range map[string]int64{"1024": 1024, "16MiB": 16 << 20, "1 GiB": 1 << 30, "5KB": 5000, "0": 0, "1.5GiB": 3 << 29} {
 		if got, err := ParseSize(in); err != nil || got != want {
 			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "16m", "-1", "1.5MiB", "99999999999999999999GiB"} {
+	for _, in := range []string{"", "16m", "-1", "1.5.1MiB", "lots", "99999999999999999999GiB"} {
 		if _, err := ParseSize(in); err == nil {
 			t.Errorf("ParseSize(%q) accepted", in)
 		}
+	}
+	if _, err := ParseSize("-1MiB"); !errors.Is(err, ErrNegativeSize) {
+		t.Errorf("ParseSize(-1MiB): %v, want ErrNegativeSize", err)
 	}
 }
 

@@ -6,13 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 
-	"github.com/dustin/go-humanize"
 	"github.com/urfave/cli/v2"
 
 	"github.com/etcdops/etcdops/defrag"
 	"github.com/etcdops/etcdops/maintenance"
+	"github.com/etcdops/etcdops/schedule"
 )
 
 const defragExitCodes = "Exit codes: 0 done (or nothing to do), 1 a member failed, the run was interrupted or the cluster\n" +
@@ -123,17 +122,17 @@ func defragOptions(c *cli.Context) (maintenance.Options, error) {
 	return o, nil
 }
 
-// parseSize reads flag as a size: bytes, or with a unit (100MiB, 2GB).
+// parseSize reads flag as a size: bytes, or with a unit (100MiB, 1.5GB).
 func parseSize(c *cli.Context, flag string) (int64, error) {
 	raw := c.String(flag)
-	n, err := humanize.ParseBytes(raw)
-	if err != nil || n > 1<<62 {
-		if _, ierr := strconv.ParseInt(raw, 10, 64); ierr == nil || len(raw) > 0 && raw[0] == '-' {
-			return 0, usageError(fmt.Errorf("--%s %q: expected a size of 0 or more, such as 100MiB", flag, raw))
-		}
+	n, err := schedule.ParseSize(raw)
+	switch {
+	case errors.Is(err, schedule.ErrNegativeSize):
+		return 0, usageError(fmt.Errorf("--%s %q: expected a size of 0 or more, such as 100MiB", flag, raw))
+	case err != nil:
 		return 0, usageError(fmt.Errorf("--%s %q: expected a size such as 100MiB or 1GB", flag, raw))
 	}
-	return int64(n), nil
+	return n, nil
 }
 
 // defragFlags names the flag of each defrag.Field.
