@@ -113,18 +113,29 @@ func (r *runner) disarm(ctx context.Context) string {
 // idle member would otherwise report them in use.
 const CompactedKey = "/etcdops/defrag/compacted"
 
+// settleUnchanged is how long settle waits for the size in use of a member
+// to fall after a compaction, before taking it that nothing was freed there.
+const settleUnchanged = 10 * time.Second
+
 // settle waits, after a compaction to rev, until every member reports the
 // space it freed: members compact in the background, in batches, and count
 // freed pages only at their next commit. It writes CompactedKey, then polls
 // at intervals growing from 200ms to 2s until two reads in a row show the
-// same sizes in use (within 1%), within the time the largest member gets.
-// Under a NOSPACE alarm the write fails and is left out.
+// same sizes in use (within 1%) and every member's size in use has fallen
+// since before the compaction — or settleUnchanged has passed, for a member
+// the compaction freed nothing on —, within the time the largest member
+// gets. Under a NOSPACE alarm the write fails and is left out.
 func (r *runner) settle(ctx context.Context, statuses []defrag.MemberStatus, rev int64) (*health.Report, error) {
 	var largest int64
 	for _, s := range statuses {
 		largest = max(largest, s.DBSize)
 	}
-	deadline := time.Now().Add(MemberTimeoutFor(largest))
+	before := map[uint64]int64{}
+	for _, s := range statuses {
+		before[uint64(s.ID)] = s.DBSizeInUse
+	}
+	start := time.Now()
+	deadline := start.Add(MemberTimeoutFor(largest))
 	var last map[uint64]int64
 	for wait := 200 * time.Millisecond; ; wait = min(wait*2, 2*time.Second) {
 		pctx, cancel := context.WithTimeout(ctx, r.o.RequestTimeout)
@@ -147,6 +158,11 @@ func (r *runner) settle(ctx context.Context, statuses []defrag.MemberStatus, rev
 		for _, e := range rep.Endpoints {
 			inUse[e.MemberID] = e.DBSizeInUse
 			if d := e.DBSizeInUse - last[e.MemberID]; d*100 > e.DBSize || -d*100 > e.DBSize {
+				stable = false
+			}
+			// A member whose background compaction has not run yet looks
+			// stable too: wait for its size in use to fall, for a while.
+			if b, ok := before[e.MemberID]; ok && (b-e.DBSizeInUse)*100 <= b && time.Since(start) < settleUnchanged {
 				stable = false
 			}
 		}
