@@ -19,6 +19,16 @@ type Base struct {
 	Time     time.Time `json:"time"`
 }
 
+// BaseRevision is the revision a log goes on from after a snapshot whose
+// manifest says rev: a database no write ever reached reads as revision 0
+// (as etcdutl says), but etcd counts from 1, and its first write is 2.
+func BaseRevision(rev int64) int64 {
+	if rev == 0 {
+		return 1
+	}
+	return rev
+}
+
 // Listing is what a bucket holds of one tag: its snapshots and the names
 // of its log objects (segments and gaps).
 type Listing struct {

@@ -26,13 +26,13 @@ func List(ctx context.Context, store *backup.Store, tag string) (Listing, error)
 	}
 	l := Listing{Log: log}
 	for _, s := range snaps {
-		if m := s.Manifest; m != nil && m.Revision > 0 {
+		if m := s.Manifest; m != nil && m.Revision >= 0 {
 			// A catch-up snapshot is named after its slot, before it was taken.
 			at := s.Name.Time
 			if !m.Taken.IsZero() {
 				at = m.Taken
 			}
-			l.Bases = append(l.Bases, Base{Name: s.Key(), Revision: m.Revision, Time: at})
+			l.Bases = append(l.Bases, Base{Name: s.Key(), Revision: BaseRevision(m.Revision), Time: at})
 		}
 	}
 	return l, nil

@@ -184,7 +184,7 @@ func (s *Streamer) start(ctx context.Context) (*streamState, error) {
 	if snapRev == backup.RevisionUnknown && logLast == 0 {
 		return nil, fmt.Errorf("log %s: the newest snapshot's revision is unknown: nothing to start the log from", s.Tag)
 	}
-	from := max(snapRev, logLast)
+	from := max(BaseRevision(snapRev), logLast)
 	return &streamState{Streamer: s, next: from + 1, flushed: from, changed: from, leases: map[int64]bool{}}, nil
 }
 

@@ -382,3 +382,33 @@ func sameKV(x, y *mvccpb.KeyValue) bool {
 	return string(x.Key) == string(y.Key) && string(x.Value) == string(y.Value) && x.CreateRevision == y.CreateRevision &&
 		x.ModRevision == y.ModRevision && x.Version == y.Version && x.Lease == y.Lease
 }
+
+// On a cluster no write ever reached, the streamer's first snapshot reads
+// revision 0 (as etcdutl says) and the log goes on from etcd's revision 1:
+// the first write (revision 2) is logged and the chain plans from it.
+func TestStreamerOnANeverWrittenCluster(t *testing.T) {
+	f := &streamFixture{c: etcdtest.StartEmbedded(t, 1), store: openStore(t)}
+	f.cli = f.c.Client()
+	s := f.start(t, nil)
+	etcdtest.Eventually(t, 30*time.Second, func() error {
+		snap, err := f.store.Find(context.Background(), "latest", "t")
+		if err == nil && snap.Manifest.Revision != 0 {
+			t.Fatalf("the first snapshot is at revision %d, want 0 (nothing written)", snap.Manifest.Revision)
+		}
+		return err
+	})
+	w := pitrtest.NewWorkload(t, f.cli, 5)
+	w.Run(30)
+	end := currentRevision(t, f.cli)
+	waitLogged(t, f.store, end)
+	s.stop(t)
+	revs, _ := readLog(t, f.store)
+	checkAgainstHistory(t, f.cli, revs, 2, end, w.TTLs)
+	l, err := pitr.List(context.Background(), f.store, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pitr.Plan(l, 2); err != nil {
+		t.Errorf("plan to the first write: %v", err)
+	}
+}
