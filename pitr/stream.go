@@ -30,8 +30,10 @@ type SnapshotFunc func(ctx context.Context) (*backup.Manifest, error)
 
 // Streamer writes a cluster's changes to a tag's log: one watch on the
 // whole keyspace, from the revision after the tag's newest snapshot or
-// log, whichever is further, flushed as a segment every Interval, or
-// sooner when SegmentSize bytes of changes are waiting. Nothing is written
+// log, whichever is further, flushed as a segment so that every change is
+// in the bucket within about Interval of its arrival (the flush starts
+// early by the time the last upload took), or sooner when SegmentSize
+// bytes of changes are waiting. Nothing is written
 // while nothing changes. Memory is bounded: while a segment's worth is
 // waiting (a flush in flight or failing), the watch is not read, and etcd
 // holds the changes back (gRPC flow control) instead of this process.
@@ -155,6 +157,13 @@ type streamState struct {
 	hold    *hold
 	leases  map[int64]bool // lease IDs already recorded by this run
 	cluster int64          // the cluster's revision, as the last response said
+	// lastFlush is when the last flush started; upload how long the last
+	// segment took to write (see due).
+	lastFlush time.Time
+	upload    time.Duration
+	// waiting is when the oldest buffered revision arrived (this process's
+	// clock, not Now, which tests may stop).
+	waiting time.Time
 }
 
 // start finds where the log goes on: after the newest snapshot of the
@@ -275,7 +284,7 @@ func (st *streamState) watch(ctx context.Context) error {
 			}
 		}
 	}()
-	tick := time.NewTicker(st.Interval)
+	tick := time.NewTicker(max(st.Interval/10, 10*time.Millisecond))
 	defer tick.Stop()
 	for {
 		var take chan recv
@@ -296,8 +305,10 @@ func (st *streamState) watch(ctx context.Context) error {
 				st.flushOrLog(ctx)
 			}
 		case <-tick.C:
-			st.flushOrLog(ctx)
-			st.Metrics.lag(st.cluster, st.flushed, st.oldest(), st.Now())
+			if st.due() {
+				st.flushOrLog(ctx)
+				st.Metrics.lag(st.cluster, st.flushed, st.oldest(), st.Now())
+			}
 		}
 	}
 }
@@ -321,6 +332,9 @@ func (st *streamState) receive(ctx context.Context, resp *pb.WatchResponse) erro
 				// Revisions are contiguous and never split across responses:
 				// anything else is a fault, never a log to write.
 				return fmt.Errorf("watch sent revision %d, expected %d", rev, st.next)
+			}
+			if len(st.buf) == 0 {
+				st.waiting = time.Now()
 			}
 			st.buf = append(st.buf, Revision{Rev: rev, Received: now})
 			st.next = rev + 1
@@ -359,6 +373,18 @@ func (st *streamState) grantedTTL(ctx context.Context, id int64) int64 {
 	return resp.GrantedTTL
 }
 
+// due tells whether to flush now: the oldest change waiting would reach
+// Interval in the bucket if its upload took as long as the last one (a
+// quarter of Interval at the least), or, with nothing waiting, Interval
+// has passed since the last flush (which moves the hold).
+func (st *streamState) due() bool {
+	if len(st.buf) == 0 {
+		return time.Since(st.lastFlush) >= st.Interval
+	}
+	wait := max(st.Interval-st.upload, st.Interval/4)
+	return time.Since(st.waiting) >= wait
+}
+
 func (st *streamState) oldest() time.Time {
 	if len(st.buf) == 0 {
 		return time.Time{}
@@ -376,11 +402,13 @@ func (st *streamState) flushOrLog(ctx context.Context) {
 
 // flush writes the buffer as one segment, then moves the hold.
 func (st *streamState) flush(ctx context.Context) error {
+	st.lastFlush = time.Now()
 	if len(st.buf) > 0 {
 		n, size, taken, err := WriteSegment(ctx, st.Store, st.Tag, st.Codec, st.buf)
 		if err != nil {
 			return err
 		}
+		st.upload = time.Since(st.lastFlush)
 		st.Metrics.segment(size)
 		st.Logger.Debug("log segment written", zap.String("name", n.String()), zap.Int64("bytes", size), zap.Bool("already-there", taken))
 		for _, r := range st.buf {

@@ -30,7 +30,7 @@ func scheduleCommand() *cli.Command {
 		&cli.StringFlag{Name: "heartbeat-url", Usage: "POST to `URL` after each successful save (a dead-man's switch)"},
 		&cli.StringFlag{Name: "heartbeat-fail-url", Usage: "POST to `URL` after each failed run"},
 		&cli.BoolFlag{Name: "pitr", Usage: "also stream every change to the bucket between snapshots (point-in-time recovery; needs --cron)"},
-		&cli.StringFlag{Name: "pitr-interval", Usage: "flush the change log to the bucket every `DURATION` (default 1s)"},
+		&cli.StringFlag{Name: "pitr-interval", Usage: "have every change in the bucket within about `DURATION` of it (default 1s)"},
 		&cli.StringFlag{Name: "pitr-segment-size", Usage: "flush the change log sooner when `SIZE` of changes wait (default 16MiB)"},
 		flagPITRKeepWithin,
 		&cli.StringFlag{Name: "defrag-cron", Usage: "run a rolling defrag of the cluster (as etcdops defrag, tuned by the flags below) at `SPEC`; with or without --cron"},
