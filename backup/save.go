@@ -247,7 +247,7 @@ func stream(ctx context.Context, store *Store, cli *clientv3.Client, name Name, 
 		return nil, err
 	}
 
-	streamed := time.Now()
+	streamed, taken := time.Now(), cfg.Now()
 	if file != nil {
 		// fileblob renames without syncing; a snapshot must survive a crash.
 		if err := file.Sync(); err != nil {
@@ -266,7 +266,7 @@ func stream(ctx context.Context, store *Store, cli *clientv3.Client, name Name, 
 		}
 	}
 	m := &Manifest{
-		Version: ManifestVersion, Name: name.String(), Tag: name.Tag, Time: name.Time, Taken: streamed.UTC(),
+		Version: ManifestVersion, Name: name.String(), Tag: name.Tag, Time: name.Time, Taken: taken.UTC(),
 		Revision: rev, TotalKeys: keys,
 		ClusterID: types.ID(src.ClusterID).String(), MemberID: types.ID(src.ID).String(), MemberName: src.Name,
 		Endpoint: src.Endpoint, EtcdVersion: src.Version, StorageVersion: snap.version,

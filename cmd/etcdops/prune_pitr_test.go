@@ -29,9 +29,9 @@ func TestPruneRemovesTheLogBeforeTheOldestKeptSnapshot(t *testing.T) {
 	dir, store := pitrtest.FileBucket(t)
 	bucket := "file://" + dir
 	now := time.Now().UTC().Truncate(time.Second)
-	s1 := pitrtest.Save(t, store, c.Endpoints(), "t", now.Add(-2*time.Hour)).Revision
+	s1 := pitrtest.SaveInPast(t, store, c.Endpoints(), "t", now.Add(-2*time.Hour)).Revision
 	w.Run(60)
-	s2 := pitrtest.Save(t, store, c.Endpoints(), "t", now.Add(-time.Hour)).Revision
+	s2 := pitrtest.SaveInPast(t, store, c.Endpoints(), "t", now.Add(-time.Hour)).Revision
 	w.Run(60)
 	end := w.Rev()
 	if err := pitr.WriteGap(ctx, store, pitr.GapRecord{Tag: "t", First: 2, Last: 3, Time: now, Reason: "test"}); err != nil {
@@ -40,8 +40,8 @@ func TestPruneRemovesTheLogBeforeTheOldestKeptSnapshot(t *testing.T) {
 	log := pitrtest.WatchLog(t, cli, s1+1, end, w.TTLs)
 	pitrtest.WriteSegments(t, store, "t", backup.Codec{Compress: true}, log, 25)
 	// A tag without a log: prune treats it as before.
-	pitrtest.Save(t, store, c.Endpoints(), "other", now.Add(-2*time.Hour))
-	pitrtest.Save(t, store, c.Endpoints(), "other", now.Add(-time.Hour))
+	pitrtest.SaveInPast(t, store, c.Endpoints(), "other", now.Add(-2*time.Hour))
+	pitrtest.SaveInPast(t, store, c.Endpoints(), "other", now.Add(-time.Hour))
 
 	before, err := pitr.ListLog(ctx, store, "t")
 	if err != nil {
@@ -134,11 +134,11 @@ func TestPruneKeepsThePointInTimeWindow(t *testing.T) {
 	dir, store := pitrtest.FileBucket(t)
 	bucket := "file://" + dir
 	now := time.Now().UTC().Truncate(time.Second)
-	s1 := pitrtest.Save(t, store, c.Endpoints(), "t", now.Add(-3*time.Hour)).Revision
+	s1 := pitrtest.SaveInPast(t, store, c.Endpoints(), "t", now.Add(-3*time.Hour)).Revision
 	w.Run(40)
-	s2 := pitrtest.Save(t, store, c.Endpoints(), "t", now.Add(-2*time.Hour)).Revision
+	s2 := pitrtest.SaveInPast(t, store, c.Endpoints(), "t", now.Add(-2*time.Hour)).Revision
 	w.Run(40)
-	s3 := pitrtest.Save(t, store, c.Endpoints(), "t", now.Add(-time.Hour)).Revision
+	s3 := pitrtest.SaveInPast(t, store, c.Endpoints(), "t", now.Add(-time.Hour)).Revision
 	w.Run(20)
 	end := w.Rev()
 	pitrtest.WriteSegments(t, store, "t", backup.Codec{}, pitrtest.WatchLog(t, cli, s1+1, end, w.TTLs), 15)

@@ -235,11 +235,23 @@ func OpenBucket(t testing.TB, url string) *backup.Store {
 }
 
 // Save takes a snapshot of the member at endpoints into store under tag,
-// named after at, and returns its manifest.
+// named after at (as a schedule names a slot's), and returns its manifest.
 func Save(t testing.TB, store *backup.Store, endpoints []string, tag string, at time.Time) *backup.Manifest {
 	t.Helper()
+	return save(t, store, endpoints, tag, at, nil)
+}
+
+// SaveInPast is Save of a snapshot recorded as taken at at too: a test's
+// made-up history, hours back, for retention.
+func SaveInPast(t testing.TB, store *backup.Store, endpoints []string, tag string, at time.Time) *backup.Manifest {
+	t.Helper()
+	return save(t, store, endpoints, tag, at, func() time.Time { return at })
+}
+
+func save(t testing.TB, store *backup.Store, endpoints []string, tag string, at time.Time, now func() time.Time) *backup.Manifest {
+	t.Helper()
 	m, err := backup.Save(context.Background(), store, backup.SaveConfig{Endpoints: endpoints, Codec: backup.Codec{Compress: true},
-		Tag: tag, CommandTimeout: 5 * time.Second, At: at,
+		Tag: tag, CommandTimeout: 5 * time.Second, At: at, Now: now,
 		Dial: func(eps ...string) (*clientv3.Client, error) {
 			return clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 		}})
