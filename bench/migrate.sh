@@ -30,20 +30,9 @@ cd "$root"
 
 size_mib=${BENCH_DB_MB:-1024}
 dir=${TMPDIR:-/tmp}
-say() { echo "bench: $*" >&2; }
+. bench/lib.sh
 
-case $(stat -f -c %T "$dir") in
-tmpfs | ramfs)
-	say "TMPDIR is on a RAM filesystem, where fsync costs nothing; point TMPDIR at a real disk"
-	exit 1
-	;;
-esac
-need_kib=$(((size_mib * 8 + 500) * 1024))
-avail_kib=$(df -Pk "$dir" | awk 'NR==2 {print $4}')
-if [ "$avail_kib" -lt "$need_kib" ]; then
-	say "needs $((need_kib / 1024)) MiB free in $dir, has $((avail_kib / 1024)) MiB"
-	exit 1
-fi
+need_disk "$dir" $((size_mib * 8 + 500))
 
 command_line=
 for v in ETCDOPS_BIN BENCH_DB_MB; do

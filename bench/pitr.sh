@@ -49,11 +49,7 @@ burst_rate=${BENCH_BURST_RATE:-5000}
 burst_s=${BENCH_BURST_S:-60}
 revisions=${BENCH_REVISIONS:-200000}
 
-say() { echo "bench: $*" >&2; }
-die() {
-	say "$*"
-	exit 1
-}
+. bench/lib.sh
 for p in $phases; do
 	case $p in
 	rpo | cost | memory | replay) ;;
@@ -76,9 +72,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-case $(stat -f -c %T "$work") in
-tmpfs | ramfs) die "TMPDIR is on a RAM filesystem, where fsync costs nothing; point TMPDIR at a real disk" ;;
-esac
+need_disk "$work" 0
 
 tools=$(scripts/tools.sh | tail -n 1)
 bin=${ETCDOPS_BIN:-}

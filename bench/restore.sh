@@ -43,11 +43,7 @@ one | three) ;;
 *) echo "bench: BENCH_MODE=$mode: expected one or three" >&2 && exit 2 ;;
 esac
 
-say() { echo "bench: $*" >&2; }
-die() {
-	say "$*"
-	exit 1
-}
+. bench/lib.sh
 
 command_line=
 for v in ETCDOPS_BIN BENCH_MODE BENCH_SNAPSHOT BENCH_SIZE_MIB BENCH_ROUNDS BENCH_XFS; do
@@ -70,12 +66,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-case $(stat -f -c %T "$work") in
-tmpfs | ramfs) die "TMPDIR is on a RAM filesystem, where fsync costs nothing; point TMPDIR at a real disk" ;;
-esac
-need_kib=$(((size_mib * 7 + 200) * 1024)) # fill data dir, snapshot, 4 member databases, WALs
-avail_kib=$(df -Pk "$work" | awk 'NR==2 {print $4}')
-[ "$avail_kib" -gt "$need_kib" ] || die "needs $((need_kib / 1024)) MiB free in $work, has $((avail_kib / 1024)) MiB"
+need_disk "$work" $((size_mib * 7 + 200)) # fill data dir, snapshot, 4 member databases, WALs
 
 tools=$(scripts/tools.sh | tail -n 1)
 bin=${ETCDOPS_BIN:-}

@@ -43,11 +43,7 @@ quiet=${BENCH_QUIET:-15}
 aa=${BENCH_AA:-0}
 quota=$((8 * 1024 * 1024 * 1024))
 
-say() { echo "bench: $*" >&2; }
-die() {
-	say "$*"
-	exit 1
-}
+. bench/lib.sh
 
 # The exact command, as it can be pasted back.
 command_line=
