@@ -293,7 +293,9 @@ func AtTime(l Listing, t time.Time, read ReadFunc) (int64, error) {
 	}
 	var base *Base
 	for _, b := range l.bases() {
-		if b.Revision > 0 && !b.Time.After(t) && (base == nil || !b.Time.Before(base.Time)) {
+		// Of the snapshots taken by t, the highest revision is the newest
+		// state (a catch-up snapshot may finish after a later revision's).
+		if b.Revision > 0 && !b.Time.After(t) && (base == nil || b.Revision > base.Revision || b.Revision == base.Revision && !b.Time.Before(base.Time)) {
 			base = &b
 		}
 	}

@@ -165,6 +165,13 @@ func TestAtTime(t *testing.T) {
 			t.Errorf("%s: %d segments read for 2 or 3 after the snapshot", tc.t, reads)
 		}
 	}
+	// A catch-up snapshot (revision 30) that finished after the streamer's
+	// own (40, where the log starts): a time after both is the log's.
+	race := Listing{Bases: []Base{{Name: "catch-up", Revision: 30, Time: at(45)}, {Name: "own", Revision: 40, Time: at(40)}},
+		Log: []SegmentName{seg(41, 60)}}
+	if rev, err := AtTime(race, at(50), read); err != nil || rev != 50 {
+		t.Errorf("a lower snapshot taken later: got %d, %v, expected 50", rev, err)
+	}
 	boom := errors.New("segment gone")
 	if _, err := AtTime(l, at(500), func(SegmentName) ([]Revision, error) { return nil, boom }); !errors.Is(err, boom) {
 		t.Errorf("expected the read's error, got %v", err)
