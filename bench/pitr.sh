@@ -6,8 +6,9 @@
 #
 #   cost    put throughput of etcd's stock `benchmark put` (256 B values,
 #           16 clients) with the streamer attached against the same member
-#           without it, rounds alternating; the ratio is the cost (goal
-#           >= 0.95x).
+#           without it (goal >= 0.95x) and with a plain `etcdctl watch`
+#           of the whole keyspace, the cost of watching at all; rounds
+#           rotate the three.
 #   memory  the streamer's peak RSS (VmHWM) through a burst of
 #           BENCH_BURST_RATE puts/s for BENCH_BURST_S seconds (goal
 #           <= 128 MiB at 5,000/s for 60 s).
@@ -238,31 +239,68 @@ EOF
 	cat "$work/rpo.rows"
 }
 
+# cpu PID: the process's CPU time so far, in clock ticks (user + system).
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# cost: etcd's benchmark against a member alone ("without"), with a plain
+# `etcdctl watch` of the whole keyspace to /dev/null ("watch": what any
+# change capture costs etcd, the baseline an operator would compare a
+# streamer against), and with `schedule --pitr` ("with"); modes rotate
+# between rounds. Also the watcher's CPU seconds per round and etcd's slow
+# watchers (a watcher that does not keep up makes etcd read its events
+# back from the database).
 phase_cost() {
-	local -A rps=()
-	local r mode out
+	local -A rps=() wcpu=() ecpu=() slow=()
+	local r mode out w_pid c0 e0 modes=(without watch with) order
 	for r in $(seq "$rounds"); do
-		if [ $((r % 2)) = 1 ]; then order="without with"; else order="with without"; fi
-		for mode in $order; do
+		order=("${modes[@]:$((r % 3))}" "${modes[@]:0:$((r % 3))}")
+		for mode in "${order[@]}"; do
 			etcd_start
-			[ "$mode" = with ] && streamer_start "cost$r"
+			w_pid=
+			case $mode in
+			with)
+				streamer_start "cost$r"
+				w_pid=$str_pid
+				;;
+			watch)
+				"$tools/etcdctl" --endpoints "$ep" watch --prefix '' >/dev/null 2>&1 &
+				w_pid=$!
+				pids+=("$w_pid")
+				;;
+			esac
+			[ -n "$w_pid" ] && c0=$(cpu "$w_pid")
+			e0=$(cpu "$etcd_pid")
 			"$tools/benchmark" --endpoints="$ep" --conns=16 --clients=16 put --key-size=32 --val-size=256 \
 				--total="$puts" --key-space-size=200000 >"$work/bench.out" 2>&1
 			out=$(awk '/Requests\/sec:/ {print $2; exit}' "$work/bench.out")
-			say "cost round $r, streamer $mode: $out puts/s"
 			rps[$mode]="${rps[$mode]:-} $out"
-			if [ "$mode" = with ]; then stop "$str_pid"; fi
+			ecpu[$mode]="${ecpu[$mode]:-} $(awk -v a="$e0" -v b="$(cpu "$etcd_pid")" -v hz="$(getconf CLK_TCK)" -v n="$puts" 'BEGIN {print (b - a) / hz * 1000 / n}')"
+			if [ -n "$w_pid" ]; then
+				wcpu[$mode]="${wcpu[$mode]:-} $(awk -v a="$c0" -v b="$(cpu "$w_pid")" -v hz="$(getconf CLK_TCK)" 'BEGIN {print (b - a) / hz}')"
+			fi
+			slow[$mode]="${slow[$mode]:-} $(curl -sf "$ep/metrics" | awk '$1 == "etcd_debugging_mvcc_slow_watcher_total" {v = $2} END {print v + 0}')"
+			say "cost round $r, $mode: $out puts/s"
+			[ -n "$w_pid" ] && stop "$w_pid"
 			stop "$etcd_pid"
 		done
 	done
 	echo
 	echo "\`$command_line\` (cost: $puts puts of 256 B, 16 clients, $rounds rounds each, medians)"
 	echo
-	echo "| streamer | puts/s | ratio |"
-	echo "|---|---|---|"
+	echo "| watcher | puts/s | ratio to none | ratio to a plain watch | etcd CPU ms per put | watcher CPU s per round | etcd slow watchers (max) |"
+	echo "|---|---|---|---|---|---|---|"
+	local a w b
 	# shellcheck disable=SC2086
-	awk -v a="$(median ${rps[without]})" -v b="$(median ${rps[with]})" \
-		'BEGIN {printf "| without | %.0f | 1.00 |\n| with (schedule --pitr, MinIO) | %.0f | %.2f |\n", a, b, b / a}'
+	a=$(median ${rps[without]}) w=$(median ${rps[watch]}) b=$(median ${rps[with]})
+	# shellcheck disable=SC2086
+	awk -v a="$a" -v w="$w" -v b="$b" -v wc="$(median ${wcpu[watch]})" -v bc="$(median ${wcpu[with]})" \
+		-v ea="$(median ${ecpu[without]})" -v ew="$(median ${ecpu[watch]})" -v eb="$(median ${ecpu[with]})" \
+		-v sw="$(printf '%s\n' ${slow[watch]} | sort -g | tail -n 1)" -v sb="$(printf '%s\n' ${slow[with]} | sort -g | tail -n 1)" \
+		'BEGIN {
+			printf "| none | %.0f | 1.00 | | %.3f | | |\n", a, ea
+			printf "| `etcdctl watch --prefix \"\"` to /dev/null | %.0f | %.2f | 1.00 | %.3f | %.1f | %d |\n", w, w / a, ew, wc, sw
+			printf "| `schedule --pitr` to MinIO | %.0f | %.2f | %.2f | %.3f | %.1f | %d |\n", b, b / a, b / w, eb, bc, sb
+		}'
 }
 
 phase_memory() {
