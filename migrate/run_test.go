@@ -30,7 +30,7 @@ type fixture struct {
 	dir     string
 	old     *etcdtest.EmbeddedCluster
 	mu      sync.Mutex
-	started map[string]*embed.Etcd
+	started map[string]func() // each closes a member the run had the operator start
 	// beforeStart, when set, runs as the operator is asked to start a
 	// member; returning false leaves the member unstarted.
 	beforeStart func(name string) bool
@@ -46,7 +46,7 @@ func newFixture(t *testing.T, n int) *fixture {
 
 // newFixtureTLS is newFixture with client and peer mTLS when ca is set.
 func newFixtureTLS(t *testing.T, n int, ca *etcdtest.CA) *fixture {
-	f := &fixture{t: t, dir: t.TempDir(), started: map[string]*embed.Etcd{}, ca: ca}
+	f := &fixture{t: t, dir: t.TempDir(), started: map[string]func(){}, ca: ca}
 	specs := etcdtest.Specs(t, n, t.TempDir())
 	if ca != nil {
 		specs = etcdtest.WithTLS(t, specs, ca)
@@ -55,8 +55,8 @@ func newFixtureTLS(t *testing.T, n int, ca *etcdtest.CA) *fixture {
 	t.Cleanup(func() {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		for _, e := range f.started {
-			e.Close()
+		for _, closeEtcd := range f.started {
+			closeEtcd()
 		}
 	})
 	return f
@@ -82,13 +82,13 @@ func (f *fixture) Write(p []byte) (int, error) {
 			return 0, err
 		}
 		cfg.UnsafeNoFsync, cfg.LogLevel, cfg.TickMs, cfg.ElectionMs = true, "error", 50, 500
-		e, err := embed.StartEtcd(cfg)
+		_, closeEtcd, err := etcdtest.StartEtcd(cfg)
 		if err != nil {
 			f.t.Errorf("start %s: %v", name, err)
 			continue
 		}
 		f.mu.Lock()
-		f.started[name] = e
+		f.started[name] = closeEtcd
 		f.mu.Unlock()
 	}
 	return len(p), nil

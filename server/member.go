@@ -137,8 +137,11 @@ func serve(ctx context.Context, e *embed.Etcd, sd *notifier) error {
 		case err := <-e.Err():
 			sd.notify("STOPPING=1")
 			return fmt.Errorf("member %s: %w", e.Config().Name, err)
-		case <-e.Server.StopNotify():
-			// As etcd does: a member removed from its cluster stops and exits 0.
+		case <-e.Server.StoppingNotify():
+			// As etcd does: a member removed from its cluster stops and
+			// exits 0. From the start of the stop, so that gRPC closes
+			// before the backend: etcd 3.6 answers Maintenance.Status on a
+			// closed backend with a panic.
 			sd.notify("STOPPING=1")
 			return nil
 		case <-sd.watchdog():

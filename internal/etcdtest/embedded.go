@@ -18,6 +18,8 @@ import (
 type EmbeddedMember struct {
 	Spec MemberSpec
 	Etcd *embed.Etcd
+	// close closes Etcd once (StartEtcd).
+	close func()
 	// Configure, when set, adjusts the member's configuration before each start.
 	Configure func(*embed.Config)
 }
@@ -98,11 +100,11 @@ func (m *EmbeddedMember) Config() *embed.Config {
 }
 
 func (m *EmbeddedMember) start() error {
-	e, err := embed.StartEtcd(m.Config())
+	e, closeEtcd, err := StartEtcd(m.Config())
 	if err != nil {
 		return err
 	}
-	m.Etcd = e
+	m.Etcd, m.close = e, closeEtcd
 	return nil
 }
 
@@ -120,7 +122,7 @@ func (m *EmbeddedMember) waitReady(t testing.TB) {
 // Stop stops the member; it may be restarted.
 func (m *EmbeddedMember) Stop() {
 	if m.Etcd != nil {
-		m.Etcd.Close()
+		m.close()
 		m.Etcd = nil
 	}
 }
@@ -225,4 +227,28 @@ func mustURL(s string) url.URL {
 		panic(err)
 	}
 	return *u
+}
+
+// StartEtcd starts an in-process member as embed.StartEtcd does, and
+// closes it as soon as its server starts stopping by itself, as etcd's
+// binary exits then (a member removed from its cluster stops). Left
+// open, etcd 3.6.16 goes on answering gRPC for a stopped server whose
+// backend is closed, and Maintenance.Status then dereferences a nil bolt
+// bucket and panics, which ends the whole test binary. Close the member
+// with the returned close, never e.Close: it closes once.
+func StartEtcd(cfg *embed.Config) (e *embed.Etcd, close func(), err error) {
+	e, err = embed.StartEtcd(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	var once sync.Once
+	close = func() { once.Do(e.Close) }
+	go func() {
+		select {
+		case <-e.Server.StoppingNotify():
+			close()
+		case <-e.Server.StopNotify():
+		}
+	}()
+	return e, close, nil
 }
