@@ -1,7 +1,6 @@
 package pitr
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -198,130 +197,108 @@ func EncodeSegment(w io.Writer, revs []Revision) error {
 	return sw.Close()
 }
 
-// SegmentReader reads a segment revision by revision. The checksum covers
-// the whole segment, so it is known only at the end: a caller that acts
-// on revisions before Next returned io.EOF must undo them on any error.
-type SegmentReader struct {
-	r    *bufio.Reader
-	crc  hash.Hash32
-	off  int64
-	revs int64
-	last int64
-	body bytes.Buffer
-	done bool
+// maxSegment bounds a whole segment as read: a record at its largest
+// with room to spare (segments are flushed at --pitr-segment-size, 16 MiB
+// by default).
+const maxSegment = 2 * maxRecord
+
+// DecodeSegment reads a whole segment from r and checks it: first its
+// checksum, then every record, so that no revision of a segment that is
+// not whole and unaltered is ever returned.
+func DecodeSegment(r io.Reader) ([]Revision, error) {
+	b, err := io.ReadAll(io.LimitReader(r, maxSegment+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxSegment {
+		return nil, &CorruptError{Offset: -1, Reason: fmt.Sprintf("more than %d bytes", maxSegment)}
+	}
+	return decodeSegment(b)
 }
 
-// NewSegmentReader reads the header of a segment from r.
-func NewSegmentReader(r io.Reader) (*SegmentReader, error) {
-	sr := &SegmentReader{r: bufio.NewReader(r), crc: crc32.New(castagnoli)}
-	magic := make([]byte, len(segmentMagic))
-	if _, err := io.ReadFull(sr, magic); err != nil || string(magic) != segmentMagic {
-		return nil, sr.corrupt("no segment header")
+// decodeSegment decodes the segment b; see DecodeSegment.
+func decodeSegment(b []byte) ([]Revision, error) {
+	corrupt := func(off int, format string, args ...any) error {
+		return &CorruptError{Offset: int64(off), Reason: fmt.Sprintf(format, args...)}
 	}
-	v, err := binary.ReadUvarint(sr)
-	if err != nil {
-		return nil, sr.corrupt("no format version")
+	if len(b) < len(segmentMagic) || string(b[:len(segmentMagic)]) != segmentMagic {
+		return nil, corrupt(0, "no segment header")
+	}
+	v, n := binary.Uvarint(b[len(segmentMagic):])
+	if n <= 0 {
+		return nil, corrupt(len(segmentMagic), "no format version")
 	}
 	if v != SegmentVersion {
 		return nil, fmt.Errorf("%w: %d (this etcdops reads %d)", ErrVersion, v, SegmentVersion)
 	}
-	return sr, nil
-}
-
-// Read and ReadByte feed the checksum with what the decoder consumes.
-func (sr *SegmentReader) Read(p []byte) (int, error) {
-	n, err := sr.r.Read(p)
-	sr.crc.Write(p[:n])
-	sr.off += int64(n)
-	return n, err
-}
-
-func (sr *SegmentReader) ReadByte() (byte, error) {
-	b, err := sr.r.ReadByte()
-	if err == nil {
-		sr.crc.Write([]byte{b})
-		sr.off++
+	off := len(segmentMagic) + n
+	end := len(b) - 4
+	if end < off {
+		return nil, corrupt(len(b), "cut short: no checksum")
 	}
-	return b, err
-}
-
-func (sr *SegmentReader) corrupt(format string, args ...any) error {
-	return &CorruptError{Offset: sr.off, Reason: fmt.Sprintf(format, args...)}
-}
-
-// Next returns the next revision, or io.EOF once the end record and the
-// checksum were read and found right. Any other error ends the segment.
-func (sr *SegmentReader) Next() (Revision, error) {
-	if sr.done {
-		return Revision{}, io.EOF
+	if got, want := binary.BigEndian.Uint32(b[end:]), crc32.Checksum(b[:end], castagnoli); got != want {
+		return nil, corrupt(end, "checksum %08x, content sums to %08x", got, want)
 	}
-	kind, err := sr.ReadByte()
-	if err != nil {
-		return Revision{}, sr.corrupt("cut short: no end record")
-	}
-	n, err := binary.ReadUvarint(sr)
-	if err != nil || n > maxRecord {
-		return Revision{}, sr.corrupt("bad record length")
-	}
-	sr.body.Reset()
-	if m, _ := io.CopyN(&sr.body, sr, int64(n)); m != int64(n) {
-		return Revision{}, sr.corrupt("cut short in a record")
-	}
-	switch kind {
-	case kindRevision:
-		r, err := decodeRevision(sr.body.Bytes())
-		if err == nil {
-			err = checkRevision(r, sr.last)
+	var revs []Revision
+	var last int64
+	for {
+		if off >= end {
+			return nil, corrupt(off, "cut short: no end record")
 		}
-		if err != nil {
-			return Revision{}, sr.corrupt("%v", err)
+		kind := b[off]
+		size, n := binary.Uvarint(b[off+1 : end])
+		if n <= 0 || size > uint64(end-off-1-n) {
+			return nil, corrupt(off, "bad record length")
 		}
-		sr.revs++
-		sr.last = r.Rev
-		return r, nil
-	case kindEnd:
-		return Revision{}, sr.end()
-	default:
-		return Revision{}, sr.corrupt("unknown record kind %q", kind)
+		body := b[off+1+n : off+1+n+int(size)]
+		switch kind {
+		case kindRevision:
+			r, err := decodeRevision(body)
+			if err == nil {
+				err = checkRevision(r, last)
+			}
+			if err != nil {
+				return nil, corrupt(off, "%v", err)
+			}
+			revs = append(revs, r)
+			last = r.Rev
+		case kindEnd:
+			count, k := binary.Uvarint(body)
+			switch {
+			case k <= 0 || k != len(body) || count != uint64(len(revs)):
+				return nil, corrupt(off, "end record does not count the %d revisions read", len(revs))
+			case off+1+n+int(size) != end:
+				return nil, corrupt(off, "bytes after the end record")
+			case len(revs) == 0:
+				return nil, corrupt(off, "no revisions")
+			}
+			return revs, nil
+		default:
+			return nil, corrupt(off, "unknown record kind %q", kind)
+		}
+		off += 1 + n + int(size)
 	}
 }
 
-// end checks the end record in sr.body, then the trailer.
-func (sr *SegmentReader) end() error {
-	count, k := binary.Uvarint(sr.body.Bytes())
-	if k <= 0 || k != sr.body.Len() || count != uint64(sr.revs) {
-		return sr.corrupt("end record does not count the %d revisions read", sr.revs)
-	}
-	want := sr.crc.Sum32()
-	var sum [4]byte
-	if _, err := io.ReadFull(sr.r, sum[:]); err != nil {
-		return sr.corrupt("cut short: no checksum")
-	}
-	if got := binary.BigEndian.Uint32(sum[:]); got != want {
-		return sr.corrupt("checksum %08x, content sums to %08x", got, want)
-	}
-	sr.off += 4
-	if _, err := sr.r.ReadByte(); err != io.EOF {
-		return sr.corrupt("bytes after the checksum")
-	}
-	if sr.revs == 0 {
-		return sr.corrupt("no revisions")
-	}
-	sr.done = true
-	return io.EOF
-}
+// minEventBytes is the least an event takes in a record: its length, and
+// a key-value (tag and length) with a key (tag, length, a byte) and a mod
+// revision (tag, a byte).
+const minEventBytes = 8
 
 func decodeRevision(b []byte) (Revision, error) {
 	d := decoder{b: b}
 	r := Revision{Rev: int64(d.uvarint())}
 	r.Received = time.Unix(0, d.varint()).UTC()
 	nev := d.uvarint()
-	if nev > uint64(len(b)) {
+	if nev > uint64(len(d.b))/minEventBytes {
 		return Revision{}, errors.New("event count past the record")
 	}
+	// One allocation each for the revision's events and key-values.
 	r.Events = make([]*mvccpb.Event, 0, nev)
-	for range nev {
-		ev := &mvccpb.Event{}
+	evs, kvs := make([]mvccpb.Event, nev), make([]mvccpb.KeyValue, nev)
+	for i := range nev {
+		ev := &evs[i]
+		ev.Kv = &kvs[i]
 		if err := ev.Unmarshal(d.bytes(d.uvarint())); err != nil && d.err == nil {
 			d.err = fmt.Errorf("event: %w", err)
 		}
@@ -386,25 +363,6 @@ func (d *decoder) bytes(n uint64) []byte {
 func (d *decoder) fail() {
 	if d.err == nil {
 		d.err = errors.New("record cut short")
-	}
-}
-
-// DecodeSegment reads a whole segment from r and checks it.
-func DecodeSegment(r io.Reader) ([]Revision, error) {
-	sr, err := NewSegmentReader(r)
-	if err != nil {
-		return nil, err
-	}
-	var revs []Revision
-	for {
-		rev, err := sr.Next()
-		if err == io.EOF {
-			return revs, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		revs = append(revs, rev)
 	}
 }
 

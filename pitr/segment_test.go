@@ -6,6 +6,7 @@ import (
 	"io"
 	"slices"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -94,29 +95,13 @@ func TestSegmentVersion(t *testing.T) {
 	}
 }
 
-// The streaming reader gives each revision before the end, and io.EOF only once the checksum holds.
-func TestSegmentReaderStreams(t *testing.T) {
-	revs := sampleRevisions()
-	b := encode(t, revs)
-	sr, err := NewSegmentReader(bytes.NewReader(b[:len(b)-1]))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range revs {
-		r, err := sr.Next()
-		if err != nil || r.Rev != revs[i].Rev {
-			t.Fatalf("revision %d: got %d, %v", i, r.Rev, err)
-		}
-	}
-	if _, err := sr.Next(); !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("a segment without its last byte: err %v, want ErrCorrupt", err)
-	}
-	sr, _ = NewSegmentReader(bytes.NewReader(b))
-	for range revs {
-		sr.Next()
-	}
-	if _, err := sr.Next(); err != io.EOF {
-		t.Fatalf("end: err %v, want io.EOF", err)
+// A failing read is that error, not a corrupt segment: a network fault is retried, corruption is not.
+func TestSegmentReadError(t *testing.T) {
+	b := encode(t, sampleRevisions())
+	boom := errors.New("connection reset")
+	_, err := DecodeSegment(io.MultiReader(bytes.NewReader(b[:len(b)/2]), iotest.ErrReader(boom)))
+	if !errors.Is(err, boom) || errors.Is(err, ErrCorrupt) {
+		t.Fatalf("err %v, want the read's error", err)
 	}
 }
 

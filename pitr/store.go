@@ -75,55 +75,22 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// OpenSegment returns a reader of the revisions of segment n.
-// The caller closes the returned closer.
-func OpenSegment(ctx context.Context, store *backup.Store, n SegmentName, identities []age.Identity) (*SegmentReader, io.Closer, error) {
-	r, err := store.OpenObject(ctx, n.String())
-	if err != nil {
-		return nil, nil, err
-	}
-	dec, err := backup.Decoder(r, n.Ext, identities)
-	if err != nil {
-		r.Close()
-		return nil, nil, fmt.Errorf("segment %s: %w", n, err)
-	}
-	sr, err := NewSegmentReader(dec)
-	if err != nil {
-		dec.Close()
-		r.Close()
-		return nil, nil, fmt.Errorf("segment %s: %w", n, err)
-	}
-	return sr, closers{dec, r}, nil
-}
-
-type closers []io.Closer
-
-func (c closers) Close() error {
-	var errs []error
-	for _, x := range c {
-		errs = append(errs, x.Close())
-	}
-	return errors.Join(errs...)
-}
-
 // ReadSegment reads and checks the whole segment n: its checksum, and that
 // it holds the revisions its name says.
 func ReadSegment(ctx context.Context, store *backup.Store, n SegmentName, identities []age.Identity) ([]Revision, error) {
-	sr, c, err := OpenSegment(ctx, store, n, identities)
+	r, err := store.OpenObject(ctx, n.String())
 	if err != nil {
 		return nil, err
 	}
-	defer c.Close()
-	var revs []Revision
-	for {
-		r, err := sr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("segment %s: %w", n, err)
-		}
-		revs = append(revs, r)
+	defer r.Close()
+	dec, err := backup.Decoder(r, n.Ext, identities)
+	if err != nil {
+		return nil, fmt.Errorf("segment %s: %w", n, err)
+	}
+	defer dec.Close()
+	revs, err := DecodeSegment(dec)
+	if err != nil {
+		return nil, fmt.Errorf("segment %s: %w", n, err)
 	}
 	if err := n.Check(revs); err != nil {
 		return nil, err
