@@ -349,6 +349,7 @@ phase_replay() {
 	caught_up
 	stop "$str_pid"
 	stop "$etcd_pid"
+	sync # the member's and MinIO's writes, not the restore's
 	local out=$work/restored
 	/usr/bin/time -f '%e %U %S %M' -o "$work/time.out" \
 		"$bin" restore --from "$s3url" --tag replay --to-revision latest --initial-cluster r=http://127.0.0.1:2380 \
