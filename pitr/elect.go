@@ -22,11 +22,23 @@ const ElectionTTL = 3 * time.Second
 
 // RunElected runs s (its Run) only while this process, named member,
 // leads the election of s.Tag, and campaigns again whenever it stops
-// leading, until ctx ends.
-func RunElected(ctx context.Context, s *Streamer, member string) error {
+// leading, until ctx ends. eligible, when set, tells whether the member
+// may run at all: while it says no (a learner, whose writes etcd refuses),
+// the member does not campaign and looks again every half second.
+func RunElected(ctx context.Context, s *Streamer, member string, eligible func() bool) error {
 	s.defaults()
 	lg := s.Logger.With(zap.String("election", ElectionPrefix+s.Tag))
+	waiting := false
 	for ctx.Err() == nil {
+		if eligible != nil && !eligible() {
+			if !waiting {
+				lg.Info("not running for the log: not a voting member (a learner) yet", zap.String("member", member))
+				waiting = true
+			}
+			sleep(ctx, retryDelay)
+			continue
+		}
+		waiting = false
 		if err := s.lead(ctx, member, lg); err != nil && ctx.Err() == nil {
 			lg.Warn("log streaming stopped; campaigning again", zap.Error(err))
 			sleep(ctx, retryDelay)

@@ -37,6 +37,10 @@ type Claimer struct {
 	Timeout time.Duration
 }
 
+// ClaimFunc decides whether this process takes the slot at of tag (a
+// Claimer's Claim, as a job's Claim).
+type ClaimFunc func(ctx context.Context, tag string, at time.Time) (bool, error)
+
 // ClaimKey is the key claiming the slot at of tag.
 func ClaimKey(tag string, at time.Time) string {
 	return ClaimPrefix + tag + "/" + at.UTC().Format(backup.TimeLayout)

@@ -1,7 +1,6 @@
 package schedule
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/url"
@@ -121,7 +120,7 @@ type Job struct {
 	Heartbeat, HeartbeatFail string
 	// Claim, when set, decides before each run whether this process takes
 	// the slot (see Claimer); a run it does not win is skipped.
-	Claim func(ctx context.Context, tag string, at time.Time) (bool, error)
+	Claim ClaimFunc
 	// PITR, when set, streams the job's log (see PITR).
 	PITR *PITR
 }

@@ -1,10 +1,8 @@
 package schedule
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/etcdops/etcdops/defrag"
 	"github.com/etcdops/etcdops/maintenance"
@@ -31,7 +29,7 @@ type DefragJob struct {
 	// Claim, when set, decides before each run whether this process takes
 	// the slot (see Claimer, with Prefix DefragClaimPrefix); a slot it does
 	// not win is skipped.
-	Claim func(ctx context.Context, tag string, at time.Time) (bool, error)
+	Claim ClaimFunc
 }
 
 // defragKeys are the job keys that tune a rolling defrag; they need

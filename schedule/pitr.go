@@ -21,6 +21,9 @@ type PITR struct {
 	// Member, when set, streams only while this member leads the tag's
 	// election (serve: one member of the cluster streams at a time).
 	Member string
+	// Eligible, with Member, tells whether the member may run for the
+	// election now (serve: not while it is a learner); nil is always.
+	Eligible func() bool
 	// KeepWithin, when positive, is the job's point-in-time window: its
 	// retention keeps every point of the log within it recoverable
 	// (pitr.KeepWithin).
@@ -100,7 +103,7 @@ func (s *Scheduler) streamOnce(ctx context.Context, st *jobState) error {
 		Timeout: st.Save.CommandTimeout, Logger: st.lg.With(zap.String("log", pitr.LogPrefix(tag))),
 		Metrics: st.pitrMetrics, Now: s.cfg.Now, Snapshot: s.pitrSnapshot(st, tag)}
 	if st.PITR.Member != "" {
-		return pitr.RunElected(ctx, streamer, st.PITR.Member)
+		return pitr.RunElected(ctx, streamer, st.PITR.Member, st.PITR.Eligible)
 	}
 	return streamer.Run(ctx)
 }

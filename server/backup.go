@@ -258,6 +258,18 @@ func runBackups(ctx context.Context, e *embed.Etcd, cfg *Config, lg *zap.Logger)
 	return s.Run(ctx)
 }
 
+// votersClaim is claim for a voting member; a learner takes no slot (etcd
+// refuses its writes, and would fail the claim at every slot): the voters
+// claim them.
+func votersClaim(e *embed.Etcd, claim schedule.ClaimFunc) schedule.ClaimFunc {
+	return func(ctx context.Context, tag string, at time.Time) (bool, error) {
+		if e.Server.IsLearner() {
+			return false, nil
+		}
+		return claim(ctx, tag, at)
+	}
+}
+
 // backupJobs is the member's backup job, its slots claimed.
 func backupJobs(e *embed.Etcd, cfg *Config, ccfg etcdclient.Config, dial func(endpoints ...string) (*clientv3.Client, error), lg *zap.Logger) ([]schedule.Job, error) {
 	ec := e.Config()
@@ -275,7 +287,7 @@ func backupJobs(e *embed.Etcd, cfg *Config, ccfg etcdclient.Config, dial func(en
 	// an in-process client carries no credentials. A connection per slot:
 	// a refused login or a lost quorum skips that slot, not the schedule.
 	ttl := schedule.ClaimTTL(job.Cron, time.Now())
-	job.Claim = func(ctx context.Context, tag string, at time.Time) (bool, error) {
+	job.Claim = votersClaim(e, func(ctx context.Context, tag string, at time.Time) (bool, error) {
 		cli, err := dial(ccfg.Endpoints...)
 		if err != nil {
 			return false, err
@@ -283,9 +295,10 @@ func backupJobs(e *embed.Etcd, cfg *Config, ccfg etcdclient.Config, dial func(en
 		defer cli.Close()
 		claimer := &schedule.Claimer{KV: cli, Lease: cli, Member: ec.Name, TTL: ttl, Timeout: backupCommandTimeout}
 		return claimer.Claim(ctx, tag, at)
-	}
+	})
 	if job.PITR != nil {
 		job.PITR.Member = ec.Name
+		job.PITR.Eligible = func() bool { return !e.Server.IsLearner() }
 	}
 	lg.Info("scheduled backups", zap.String("cron", job.Cron.Text), zap.String("to", backup.Redact(job.To)),
 		zap.String("tag", job.Save.Tag), zap.String("claims", schedule.ClaimPrefix+job.Save.Tag+"/"), zap.String("user", cfg.BackupUser))

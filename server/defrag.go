@@ -84,7 +84,7 @@ func defragJobs(e *embed.Etcd, cfg *Config, ccfg etcdclient.Config, lg *zap.Logg
 	job := &jobs[0]
 	name := e.Config().Name
 	ttl := schedule.ClaimTTL(job.Cron, time.Now())
-	job.Claim = func(ctx context.Context, tag string, at time.Time) (bool, error) {
+	job.Claim = votersClaim(e, func(ctx context.Context, tag string, at time.Time) (bool, error) {
 		cli, err := etcdclient.New(&ccfg, nil)
 		if err != nil {
 			return false, err
@@ -92,7 +92,7 @@ func defragJobs(e *embed.Etcd, cfg *Config, ccfg etcdclient.Config, lg *zap.Logg
 		defer cli.Close()
 		claimer := &schedule.Claimer{Prefix: schedule.DefragClaimPrefix, KV: cli, Lease: cli, Member: name, TTL: ttl, Timeout: backupCommandTimeout}
 		return claimer.Claim(ctx, tag, at)
-	}
+	})
 	lg.Info("scheduled rolling defrags", zap.String("cron", job.Cron.Text), zap.String("claims", schedule.DefragClaimPrefix+job.Name+"/"),
 		zap.String("lock", schedule.DefragLockPrefix))
 	return jobs, nil
