@@ -186,9 +186,10 @@ func TestFailedRunIsCountedAndNeverPrunes(t *testing.T) {
 	job := testJob(t, []string{"http://127.0.0.1:1"}, JobConfig{Name: "dead", Cron: "@every 1s", To: url, Tag: "job", KeepLast: 1,
 		HeartbeatURL: ok.URL, HeartbeatFailURL: fail.URL})
 	r := start(t, Config{Jobs: []Job{job}, MaxAge: time.Hour})
+	// A run's failure heartbeat is sent after its failure is counted.
 	etcdtest.Eventually(t, 60*time.Second, func() error {
-		if n := r.runs("dead", resultFailure); n < 2 {
-			return fmt.Errorf("%v failed runs", n)
+		if n, beats := r.runs("dead", resultFailure), failBeats.Load(); n < 2 || beats < 2 {
+			return fmt.Errorf("%v failed runs, %d failure heartbeats", n, beats)
 		}
 		return nil
 	})
