@@ -34,10 +34,6 @@ type PointInTimeResult struct {
 	Ranges []pitr.Range `json:"recoverable"`
 }
 
-// segmentsAhead is how many segments are fetched and decoded ahead of the
-// replay: up to 16 MiB each, so memory stays in the low hundreds of MiB.
-const segmentsAhead = 4
-
 // OpenPointInTime restores a tag's state at a point of its log into a
 // private database: it plans the chain (pitr.Plan, pitr.AtTime), fetches
 // and checks the chain's snapshot as OpenSnapshot does, and replays the
@@ -148,7 +144,10 @@ func replayOnto(ctx context.Context, base *Snapshot, res *PointInTimeResult, rea
 	if err := os.Truncate(base.path, base.Size); err != nil {
 		return nil, err
 	}
-	rr, err := pitr.Replay(ctx, base.path, pitr.Fetch(ctx, read, res.Chain.Segments, segmentsAhead), res.Chain.Target, pitr.ReplayOptions{Logger: lg})
+	rr, err := pitr.Replay(ctx, base.path, pitr.Fetch(ctx, read, res.Chain.Segments, pitr.DefaultAhead), res.Chain.Target, pitr.ReplayOptions{Logger: lg})
+	if ge, ok := errors.AsType[*GoneError](err); ok {
+		return nil, ge // says it all; the spool's path would only hide it
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -167,8 +167,9 @@ func restoreAndCompare(t *testing.T, cli *clientv3.Client, s *Snapshot, rev int6
 
 // TestPointInTimeObjectGoneAfterPlanning: a restore uses what it listed; a
 // snapshot or a segment of its chain removed after it planned (a prune
-// running meanwhile) fails it with an error that names the object and says
-// it was listed, and leaves nothing behind in the spool directory.
+// running meanwhile) fails it with an error that starts by naming the
+// object and says it was listed, and leaves nothing behind in the spool
+// directory.
 func TestPointInTimeObjectGoneAfterPlanning(t *testing.T) {
 	ctx := context.Background()
 	c := etcdtest.StartEmbedded(t, 1)
@@ -188,7 +189,7 @@ func TestPointInTimeObjectGoneAfterPlanning(t *testing.T) {
 		remove string // the object removed once the restore has planned
 		is     error
 	}{
-		{"a segment", segs[len(segs)-2].String(), backup.ErrNoObject},
+		{"a log segment", segs[len(segs)-2].String(), backup.ErrNoObject},
 		{"the snapshot", m.Name, backup.ErrNotFound},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -210,7 +211,8 @@ func TestPointInTimeObjectGoneAfterPlanning(t *testing.T) {
 			if !planned {
 				t.Fatal("the restore never logged its plan")
 			}
-			if s != nil || !errors.Is(err, tc.is) || !strings.Contains(err.Error(), tc.remove) || !strings.Contains(err.Error(), "listed") {
+			if s != nil || !errors.Is(err, tc.is) || !strings.Contains(err.Error(), tc.remove) || !strings.Contains(err.Error(), "listed") ||
+				!strings.HasPrefix(err.Error(), strings.Join(strings.Fields(tc.name)[1:], " ")) {
 				t.Errorf("restore with %s gone after planning: %v; want an error that names it as listed and gone", tc.remove, err)
 			}
 			if left, _ := os.ReadDir(spool); len(left) > 0 {
