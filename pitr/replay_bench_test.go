@@ -56,7 +56,7 @@ func BenchmarkReplay(b *testing.B) {
 		runtime.GC()
 		b.StartTimer()
 		ctx := context.Background()
-		res, err := pitr.Replay(ctx, path, pitr.Fetch(ctx, read, segs, 4), 1+revisions, pitr.ReplayOptions{})
+		res, err := pitr.Replay(ctx, path, pitr.Fetch(ctx, read, segs, pitr.DefaultAhead), 1+revisions, pitr.ReplayOptions{})
 		b.StopTimer()
 		if err != nil {
 			b.Fatal(err)

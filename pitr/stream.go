@@ -341,7 +341,7 @@ func (st *streamState) receive(ctx context.Context, resp *pb.WatchResponse) erro
 		}
 		r := &st.buf[len(st.buf)-1]
 		r.Events = append(r.Events, ev)
-		st.bufBytes += len(ev.Kv.Key) + len(ev.Kv.Value) + 48
+		st.bufBytes += eventBytes(ev)
 		if id := ev.Kv.Lease; id != 0 && ev.Type == mvccpb.PUT && !st.leases[id] {
 			r.Leases = append(r.Leases, Lease{ID: id, TTL: st.grantedTTL(ctx, id)})
 			if len(st.leases) >= maxLeasesRemembered {
