@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -10,6 +11,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/etcdops/etcdops/internal/etcdtest"
 )
@@ -85,8 +89,9 @@ func stopMidway(t *testing.T, args []string, dst, part string) (*exec.Cmd, chan 
 		for {
 			if _, err := os.Stat(part); err == nil {
 				cmd.Process.Signal(syscall.SIGSTOP)
-				// It may have renamed the .part between the check and the signal.
-				if _, err := os.Stat(part); err == nil {
+				// Once it has stopped (a signal is not a stop), it may have renamed the .part
+				// already, or not locked it yet: only a .part it holds locked is its write.
+				if stopped(t, cmd.Process.Pid) && lockedElsewhere(part) {
 					t.Cleanup(func() { cmd.Process.Kill() })
 					return cmd, exited
 				}
@@ -102,4 +107,40 @@ func stopMidway(t *testing.T, args []string, dst, part string) (*exec.Cmd, chan 
 	}
 	t.Fatal("five runs finished before they could be stopped midway")
 	return nil, nil
+}
+
+// stopped waits until process pid is stopped (state T), and reports false
+// if it ended first.
+func stopped(t *testing.T, pid int) bool {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return false
+		}
+		// pid (comm) state ...: the state follows the last ')'.
+		if f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:])); len(f) > 0 {
+			switch f[0] {
+			case "T", "t":
+				return true
+			case "Z", "X":
+				return false
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatalf("process %d not stopped 10s after SIGSTOP", pid)
+	return false
+}
+
+// lockedElsewhere tells whether another process holds path's lock (see
+// atomicfile).
+func lockedElsewhere(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	return errors.Is(unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB), unix.EWOULDBLOCK)
 }
