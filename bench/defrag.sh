@@ -40,11 +40,7 @@ dir=${TMPDIR:-/tmp}
 
 need_disk "$dir" $((size_mib * 5 + 500))
 
-command_line=
-for v in ETCDOPS_BIN BENCH_DB_MB BENCH_GATE; do
-	if [ -n "${!v:-}" ]; then command_line+="$v=${!v} "; fi
-done
-command_line+="bench/defrag.sh"
+command_line=$(pasteable bench/defrag.sh ETCDOPS_BIN BENCH_DB_MB BENCH_GATE)
 
 ETCDOPS_TOOLS=$(scripts/tools.sh | tail -n 1)
 export ETCDOPS_TOOLS

@@ -16,3 +16,14 @@ need_disk() {
 	avail_kib=$(df -Pk "$1" | awk 'NR==2 {print $4}')
 	[ "$avail_kib" -ge $(($2 * 1024)) ] || die "needs $2 MiB free in $1, has $((avail_kib / 1024)) MiB"
 }
+
+# pasteable SCRIPT VAR...: the command that ran, as it can be pasted back:
+# each VAR that is set, as VAR=value, then SCRIPT.
+pasteable() {
+	local script=$1 v out=
+	shift
+	for v in "$@"; do
+		if [ -n "${!v:-}" ]; then out+="$v=${!v} "; fi
+	done
+	echo "$out$script"
+}

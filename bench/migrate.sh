@@ -34,11 +34,7 @@ dir=${TMPDIR:-/tmp}
 
 need_disk "$dir" $((size_mib * 8 + 500))
 
-command_line=
-for v in ETCDOPS_BIN BENCH_DB_MB; do
-	if [ -n "${!v:-}" ]; then command_line+="$v=${!v} "; fi
-done
-command_line+="bench/migrate.sh"
+command_line=$(pasteable bench/migrate.sh ETCDOPS_BIN BENCH_DB_MB)
 
 ETCDOPS_TOOLS=$(scripts/tools.sh | tail -n 1)
 export ETCDOPS_TOOLS

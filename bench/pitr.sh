@@ -57,11 +57,7 @@ for p in $phases; do
 	*) echo "bench: BENCH_PHASES: $p: expected rpo, cost, memory or replay" >&2 && exit 2 ;;
 	esac
 done
-command_line=
-for v in ETCDOPS_BIN BENCH_PHASES BENCH_KILLS BENCH_RPO_RATE BENCH_ROUNDS BENCH_PUTS BENCH_BURST_RATE BENCH_BURST_S BENCH_REVISIONS; do
-	if [ -n "${!v:-}" ]; then command_line+="$v=${!v} "; fi
-done
-command_line+="bench/pitr.sh"
+command_line=$(pasteable bench/pitr.sh ETCDOPS_BIN BENCH_PHASES BENCH_KILLS BENCH_RPO_RATE BENCH_ROUNDS BENCH_PUTS BENCH_BURST_RATE BENCH_BURST_S BENCH_REVISIONS)
 
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/etcdops-bench-pitr.XXXXXX")
 pids=()

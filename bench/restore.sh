@@ -45,11 +45,7 @@ esac
 
 . bench/lib.sh
 
-command_line=
-for v in ETCDOPS_BIN BENCH_MODE BENCH_SNAPSHOT BENCH_SIZE_MIB BENCH_ROUNDS BENCH_XFS; do
-	if [ -n "${!v:-}" ]; then command_line+="$v=${!v} "; fi
-done
-command_line+="bench/restore.sh"
+command_line=$(pasteable bench/restore.sh ETCDOPS_BIN BENCH_MODE BENCH_SNAPSHOT BENCH_SIZE_MIB BENCH_ROUNDS BENCH_XFS)
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/etcdops-bench-restore.XXXXXX")
 etcd_pid=

@@ -46,11 +46,7 @@ quota=$((8 * 1024 * 1024 * 1024))
 . bench/lib.sh
 
 # The exact command, as it can be pasted back.
-command_line=
-for v in ETCDOPS_BIN BENCH_AA BENCH_QUICK BENCH_ROUNDS BENCH_WORKLOADS BENCH_SMALL_TOTAL BENCH_10K_TOTAL BENCH_CLIENTS BENCH_QUIET; do
-	if [ -n "${!v:-}" ]; then command_line+="$v=${!v} "; fi
-done
-command_line+="bench/serve.sh"
+command_line=$(pasteable bench/serve.sh ETCDOPS_BIN BENCH_AA BENCH_QUICK BENCH_ROUNDS BENCH_WORKLOADS BENCH_SMALL_TOTAL BENCH_10K_TOTAL BENCH_CLIENTS BENCH_QUIET)
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/etcdops-bench.XXXXXX")
 srv_pid=
